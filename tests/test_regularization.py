@@ -251,6 +251,12 @@ def test_non_array_leaf_is_named_by_its_path():
     assert "weights['layer'][1]" in message and "'oops'" in message
 
 
+def test_none_is_not_a_weight_even_with_jax_loaded():
+    pytest.importorskip("jax")
+    with pytest.raises(TypeError, match=r"weights\['bias'\]"):
+        l1_regularization({"kernel": SEED_WEIGHTS[0], "bias": None})
+
+
 def test_mixed_libraries_raise_before_computing():
     torch = _torch()
     with pytest.raises(ValueError, match="numpy, torch"):

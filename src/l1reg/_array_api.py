@@ -51,7 +51,7 @@ def _children(node: object) -> Iterator[tuple[str, object]] | None:
         return ((f"[{i}]", value) for i, value in enumerate(node))
     if isinstance(node, Iterator):  # a generator such as torch's module.parameters()
         return ((f"[{i}]", value) for i, value in enumerate(node))
-    if "jax" in sys.modules and not isinstance(node, (str, bytes)):
+    if "jax" in sys.modules and not isinstance(node, (str, bytes)) and node is not None:
         # A registered pytree node (a flax FrozenDict, an equinox Module, ...): let JAX open it.
         import jax
 
