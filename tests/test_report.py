@@ -1,6 +1,7 @@
 """The sparsity report and the checkpoint reader behind `l1reg inspect`."""
 
 import json
+from importlib.util import find_spec
 import struct
 
 import numpy as np
@@ -97,6 +98,8 @@ def test_unreadable_files_raise_one_line(tmp_path, content, suffix):
         load_checkpoint(path)
     message = str(info.value)
     assert "\n" not in message and str(path) in message
+    if suffix == ".pt":
+        assert ("not a PyTorch checkpoint" in message) == (find_spec("torch") is not None)
 
 
 def test_missing_file(tmp_path):

@@ -94,7 +94,14 @@ def _load_torch(path: Path) -> dict[str, np.ndarray]:
             f"cannot read checkpoint {str(path)!r}: a PyTorch checkpoint needs torch "
             "(pip install 'l1reg[torch]'); .npz and .safetensors files do not"
         ) from None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch's own messages say little ('pop from empty list')
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint {str(path)!r}: not a PyTorch checkpoint, nor .npz or "
+            f".safetensors ({reason})"
+        ) from error
     arrays: dict[str, np.ndarray] = {}
     _collect_tensors(torch, state, "", arrays)
     if not arrays:
