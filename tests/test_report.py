@@ -1,8 +1,8 @@
 """The sparsity report and the checkpoint reader behind `l1reg inspect`."""
 
 import json
-from importlib.util import find_spec
 import struct
+from importlib.util import find_spec
 
 import numpy as np
 import pytest
