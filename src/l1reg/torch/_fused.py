@@ -1,54 +1,185 @@
 """The fused L1 sum over many torch tensors: the fast path of :func:`l1reg.l1_regularization`.
 
-A Python loop of ``torch.norm(p, 1)`` pays, per tensor, a slow norm kernel plus an autograd node and
-a backward kernel. Here the forward pass sums ``|p|`` in buckets (small tensors are concatenated
-first so that one kernel covers many of them), and the backward pass is one custom node that writes
-``sign(p) * grad`` for every tensor with two multi-tensor (``torch._foreach_*``) calls.
+A Python loop of ``torch.norm(p, 1)`` pays, per tensor, a slow norm kernel, an autograd node and a
+backward kernel. Here the whole list is one custom autograd node:
 
-``abs().sum()`` is used, never ``torch.norm(p, 1)`` / ``linalg.vector_norm``: on the CPU those stop
-growing at 2**24 per thread, while ``sum`` reduces pairwise (cascade) and stays exact there.
+- forward: ``|p|`` is written into small scratch buffers that are reused from call to call (kept
+  per thread, device and dtype), and each buffer is summed once per filling. Small tensors are
+  gathered into one buffer by a single ``torch.cat(..., out=)`` per filling; on the CPU, large
+  ones are written into the other by ``torch.abs(p, out=)``, one kernel each. A fresh ``abs()``
+  per tensor would allocate as much memory as the model has parameters at every call, and large
+  fresh allocations cost page faults on the CPU; a buffer of 1 MiB stays in cache. On CUDA every
+  tensor is gathered (kernel launches cost more there than copies).
+- backward: ``sign(p) * grad`` with two multi-tensor (``torch._foreach_*``) calls per bucket of
+  about 1 MiB, so that the multiplication finds the signs still in cache.
+
+``sum`` is used, never ``torch.norm(p, 1)`` / ``linalg.vector_norm``: on the CPU those keep one
+float32 running sum per thread and stop growing at 2**24, while ``sum`` reduces pairwise (cascade)
+and stays exact there. float16/bfloat16 values are widened to float32 in the buffer, so their sum is
+accumulated in float32.
+
+Under ``torch.compile`` the plain differentiable form ``p.abs().sum()`` is used instead: the
+compiler fuses it into one reduction without temporaries. DTensor parameters (FSDP2) are summed on
+their local shards and the local sums are all-reduced over the mesh dimensions that shard them.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
+
 import torch
 
-# Tensors smaller than this are concatenated into buckets of about this many elements, so that one
-# abs/sum pair covers many of them; larger ones are reduced on their own (a copy would cost more
-# than the kernel launches it saves).
-_BUCKET_ELEMENTS = 1 << 16
+__all__ = ["accumulation_dtype", "all_reduce_sum", "l1_norm"]
+
+# Elements in the scratch buffer of a CPU device: 1 MiB of float32 stays in the L2 cache of a core.
+# On CUDA, kernel launches cost more than memory, so the buffer is larger (at most 64 MiB).
+_CPU_SCRATCH = 1 << 18
+_CUDA_SCRATCH = 1 << 24
+# On the CPU, tensors under this many elements are gathered with one cat per bucket; larger ones
+# get an abs kernel of their own (a cat would copy them once more).
+_CPU_SMALL = 1 << 14
+# Rows of this many values are summed first under torch.compile, so that no running float32 sum
+# in a generated kernel covers more than this many terms.
+_BLOCK = 4096
+# Elements per multi-tensor call in the backward pass: 1 MiB of float32 (a core's L2 cache).
+_BACKWARD_BUCKET = 1 << 18
+
+_local = threading.local()
 
 
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float16/bfloat16 sum in float32; integers in the default dtype; others as they are."""
-    if dtype.is_floating_point or dtype.is_complex:
-        return torch.float32 if dtype.itemsize < 4 and dtype.is_floating_point else dtype
+    """float16/bfloat16 sum in float32; complex in its real dtype; integers in the default dtype."""
+    if dtype.is_complex:
+        return torch.float64 if dtype == torch.complex128 else torch.float32
+    if dtype.is_floating_point:
+        return torch.float32 if dtype.itemsize < 4 else dtype
     return torch.get_default_dtype()
 
 
-def _sum_abs(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    magnitude = tensor.abs()
-    return magnitude.sum() if magnitude.dtype == dtype else magnitude.sum(dtype=dtype)
+def _scratch(device: torch.device, dtype: torch.dtype, size: int, slot: int = 0) -> torch.Tensor:
+    """This thread's reusable buffer number ``slot``, of at least ``size`` elements."""
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    key = (device, dtype, slot)
+    buffer = buffers.get(key)
+    if buffer is None or buffer.numel() < size:
+        buffer = buffers[key] = torch.empty(size, device=device, dtype=dtype)
+    return buffer
 
 
-def _bucketed_sum_abs(tensors: tuple[torch.Tensor, ...], dtype: torch.dtype) -> torch.Tensor:
-    partials: list[torch.Tensor] = []
-    bucket: list[torch.Tensor] = []
-    bucket_size = 0
+class _Gather:
+    """Small tensors, concatenated into a scratch buffer and summed once per filling."""
+
+    def __init__(self, buffer: torch.Tensor, partials: list[torch.Tensor]) -> None:
+        self.buffer, self.partials = buffer, partials
+        self.pending: list[torch.Tensor] = []
+        self.size = 0
+
+    def add(self, flat: torch.Tensor) -> None:
+        n = flat.numel()
+        if self.size + n > self.buffer.numel():
+            self.flush()
+        self.pending.append(flat)
+        self.size += n
+
+    def flush(self) -> None:
+        if self.pending:
+            region = self.buffer[: self.size]
+            torch.cat(self.pending, out=region)
+            self.partials.append(region.abs_().sum())
+            self.pending, self.size = [], 0
+
+
+class _Write:
+    """Large tensors, written as ``|p|`` into a scratch buffer by one kernel each."""
+
+    def __init__(self, buffer: torch.Tensor, partials: list[torch.Tensor]) -> None:
+        self.buffer, self.partials = buffer, partials
+        self.size = 0
+
+    def add(self, flat: torch.Tensor) -> None:
+        capacity = self.buffer.numel()
+        for piece in flat.split(capacity) if flat.numel() > capacity else (flat,):
+            m = piece.numel()
+            if self.size + m > capacity:
+                self.flush()
+            region = self.buffer[self.size : self.size + m]
+            if piece.dtype == region.dtype:
+                torch.abs(piece, out=region)
+            else:  # abs(out=) cannot change the dtype: widen first, then abs in place
+                region.copy_(piece).abs_()
+            self.size += m
+
+    def flush(self) -> None:
+        if self.size:
+            self.partials.append(self.buffer[: self.size].sum())
+            self.size = 0
+
+
+def _sum_abs_same_device(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    """``sum |t|`` over tensors of one device, accumulated in ``dtype`` (no autograd)."""
+    device = tensors[0].device
+    on_cpu = device.type == "cpu"
+    capacity = _CPU_SCRATCH if on_cpu else _CUDA_SCRATCH
+    small = _CPU_SMALL if on_cpu else capacity
+    total = 0
     for tensor in tensors:
-        if tensor.numel() >= _BUCKET_ELEMENTS:
-            partials.append(_sum_abs(tensor, dtype))
+        total += tensor.numel()
+    partials: list[torch.Tensor] = []
+    size = min(capacity, max(total, 1))
+    gather = _Gather(
+        _scratch(device, dtype, min(size, _CPU_SMALL * 4) if on_cpu else size, 0), partials
+    )
+    write = _Write(_scratch(device, dtype, size, 1), partials) if on_cpu else None
+    for tensor in tensors:
+        n = tensor.numel()
+        if n == 0:
             continue
-        bucket.append(tensor.reshape(-1))
-        bucket_size += tensor.numel()
-        if bucket_size >= _BUCKET_ELEMENTS:
-            partials.append(_sum_abs(torch.cat(bucket), dtype))
-            bucket, bucket_size = [], 0
-    if bucket:
-        partials.append(_sum_abs(torch.cat(bucket), dtype))
+        if tensor.is_complex():  # |z| has another dtype than z: no buffer of z's dtype fits
+            partials.append(tensor.abs().sum(dtype=dtype))
+            continue
+        flat = tensor if tensor.dim() == 1 else tensor.reshape(-1)
+        if write is not None and n >= small:
+            write.add(flat)
+        elif n > gather.buffer.numel():
+            for piece in flat.split(gather.buffer.numel()):
+                gather.add(piece)
+        else:
+            gather.add(flat)
+    gather.flush()
+    if write is not None:
+        write.flush()
+    if not partials:
+        return torch.zeros((), device=device, dtype=dtype)
     if len(partials) == 1:
         return partials[0]
     return torch.stack(partials).sum()
+
+
+def _sum_abs(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    devices = {t.device for t in tensors}
+    if len(devices) == 1:
+        return _sum_abs_same_device(tensors, dtype)
+    device = tensors[0].device
+    totals = [
+        _sum_abs_same_device([t for t in tensors if t.device == d], dtype).to(device)
+        for d in devices
+    ]
+    return torch.stack(totals).sum()
+
+
+def _signs_times(
+    tensors: Sequence[torch.Tensor],
+    indices: list[int],
+    scale: torch.Tensor,
+    grads: list[torch.Tensor | None],
+) -> None:
+    signs = torch._foreach_sign([tensors[i] for i in indices])
+    torch._foreach_mul_(signs, scale)
+    for i, sign in zip(indices, signs):
+        grads[i] = sign
 
 
 class _L1Norm(torch.autograd.Function):
@@ -57,42 +188,153 @@ class _L1Norm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, dtype: torch.dtype, *tensors: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(*tensors)
-        groups: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
-        for tensor in tensors:
-            groups.setdefault((tensor.device, tensor.dtype), []).append(tensor)
-        totals = [
-            _bucketed_sum_abs(tuple(group), dtype).to(tensors[0].device)
-            for group in groups.values()
-        ]
-        return totals[0] if len(totals) == 1 else torch.stack(totals).sum()
+        return _sum_abs(tensors, dtype)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         tensors = ctx.saved_tensors
-        wanted = [i for i, needs in enumerate(ctx.needs_input_grad[1:]) if needs]
         grads: list[torch.Tensor | None] = [None] * len(tensors)
-        if wanted:
-            # d|p|/dp = sign(p), and sign(0) = 0: the minimum-norm subgradient at zero.
-            signs = torch._foreach_sign([tensors[i] for i in wanted])
-            torch._foreach_mul_(signs, grad_output)
-            for i, sign in zip(wanted, signs):
-                grads[i] = sign
+        real, complex_ = [], []
+        for i, needs in enumerate(ctx.needs_input_grad[1:]):
+            if needs:
+                (complex_ if tensors[i].is_complex() else real).append(i)
+        # d|p|/dp = sign(p), and sign(0) = 0: the minimum-norm subgradient at zero. The tensors
+        # go in buckets of about a cache's size, so that the multiplication finds the signs
+        # still in cache.
+        bucket: list[int] = []
+        size = 0
+        for i in real:
+            bucket.append(i)
+            size += tensors[i].numel()
+            if size >= _BACKWARD_BUCKET:
+                _signs_times(tensors, bucket, grad_output, grads)
+                bucket, size = [], 0
+        if bucket:
+            _signs_times(tensors, bucket, grad_output, grads)
+        for i in complex_:
+            grads[i] = torch.sgn(tensors[i]) * grad_output
         return (None, *grads)
 
 
-def l1_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+def _compiled_form(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    """The differentiable form that torch.compile fuses: blocked sums of ``|p|`` in ``dtype``."""
+    partials = []
+    for tensor in tensors:
+        flat = tensor.reshape(-1)
+        n = flat.numel()
+        head = (n // _BLOCK) * _BLOCK
+        if head:
+            rows = flat[:head].reshape(-1, _BLOCK).abs().sum(dim=1, dtype=dtype)
+            partials.append(rows.sum())
+        if head < n:
+            partials.append(flat[head:].abs().sum(dtype=dtype))
+    if not partials:
+        return torch.zeros((), dtype=dtype, device=tensors[0].device if tensors else None)
+    return torch.stack(partials).sum()
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum a 0-d tensor over a process group; the gradient passes through unchanged.
+
+    Every rank holds the same global value, and the derivative of that value with respect to this
+    rank's shard is the derivative of this rank's local term: no communication on the way back.
+    """
+
+    @staticmethod
+    def forward(ctx, value: torch.Tensor, group) -> torch.Tensor:
+        import torch.distributed as dist
+
+        reduced = value.clone()
+        dist.all_reduce(reduced, op=dist.ReduceOp.SUM, group=group)
+        return reduced
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        return grad_output, None
+
+
+def all_reduce_sum(value: torch.Tensor, groups: Sequence[object]) -> torch.Tensor:
+    """``value`` summed over each process group in ``groups`` in turn (differentiable)."""
+    for group in groups:
+        value = _AllReduceSum.apply(value, group)
+    return value
+
+
+def is_dtensor(tensor: torch.Tensor) -> bool:
+    """True for a ``torch.distributed.tensor.DTensor`` (FSDP2 parameters), without importing it."""
+    return type(tensor).__name__ == "DTensor" and hasattr(tensor, "to_local")
+
+
+def shard_groups(tensor: torch.Tensor, reduced_dims: Sequence[int] | None = None) -> list[object]:
+    """The process groups over which local values of DTensor ``tensor`` must be summed.
+
+    With ``reduced_dims`` None, every mesh dimension that shards the tensor (or holds partial
+    values); otherwise only the mesh dimensions that shard one of ``reduced_dims``.
+    """
+    mesh = tensor.device_mesh
+    groups = []
+    ndim = tensor.dim()
+    for mesh_dim, placement in enumerate(tensor.placements):
+        if placement.is_replicate():
+            continue
+        if (
+            placement.is_shard()
+            and reduced_dims is not None
+            and placement.dim % ndim not in reduced_dims
+        ):
+            continue
+        groups.append(mesh.get_group(mesh_dim))
+    return groups
+
+
+def _local_l1_norm(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    if not all(t.is_floating_point() or t.is_complex() for t in tensors):
+        tensors = [t if t.is_floating_point() or t.is_complex() else t.to(dtype) for t in tensors]
+    if torch.compiler.is_compiling():
+        return _compiled_form(tensors, dtype)
+    return _L1Norm.apply(dtype, *tensors)
+
+
+_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
+def l1_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """``sum |p|`` over every tensor, as one differentiable 0-d tensor.
 
     Summed in float32 for float16/bfloat16 inputs; the result has the widest accumulation dtype.
+    DTensors (FSDP2 parameters) give the global sum on every rank.
     """
-    dtypes = {accumulation_dtype(t.dtype) for t in tensors}
-    dtype = dtypes.pop() if len(dtypes) == 1 else _widest(dtypes)
-    floating = [t if t.is_floating_point() or t.is_complex() else t.to(dtype) for t in tensors]
-    return _L1Norm.apply(dtype, *floating)
+    tensors = list(tensors)
+    if not tensors:
+        return torch.zeros(())
+    dtype = _widest({accumulation_dtype(d) for d in {t.dtype for t in tensors}})
+    if all(type(t) in _PLAIN_TYPES for t in tensors):
+        return _local_l1_norm(tensors, dtype)
+    plain = [t for t in tensors if not is_dtensor(t)]
+    total = _local_l1_norm(plain, dtype) if plain else None
+    # DTensors: local sums, grouped by the process groups that shard them, all-reduced once per
+    # group of tensors sharded alike.
+    sharded: dict[tuple[int, ...], tuple[list[object], list[torch.Tensor]]] = {}
+    for tensor in tensors:
+        if is_dtensor(tensor):
+            groups = shard_groups(tensor)
+            key = tuple(id(g) for g in groups)
+            sharded.setdefault(key, (groups, []))[1].append(tensor.to_local())
+    for groups, locals_ in sharded.values():
+        local = _local_l1_norm(locals_, dtype)
+        if total is not None:
+            local = local.to(total.device)
+        reduced = all_reduce_sum(local, groups)
+        total = reduced if total is None else total + reduced
+    assert total is not None
+    return total
 
 
 def _widest(dtypes: set[torch.dtype]) -> torch.dtype:
-    result = dtypes.pop()
-    for dtype in dtypes:
+    if len(dtypes) == 1:
+        return next(iter(dtypes))
+    ordered = sorted(dtypes, key=str)
+    result = ordered[0]
+    for dtype in ordered[1:]:
         result = torch.promote_types(result, dtype)
     return result

@@ -1,0 +1,586 @@
+"""Tests of l1reg.torch: the fused penalty, L1Regularizer, ProximalL1, sparsity and prune."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from torch import nn  # noqa: E402
+
+import l1reg  # noqa: E402
+from l1reg.torch import (  # noqa: E402
+    L1Regularizer,
+    ProximalL1,
+    SelectInputs,
+    l1_norm,
+    prune,
+    selected_features,
+    sparsity,
+)
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return torch.device(request.param)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # These tensors are small: one CPU thread runs them fastest, and on a busy machine a second
+    # intra-op thread that waits for a core can make each step 100x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _mlp(device, seed=0, widths=(16, 8)):
+    # widths=(400, 400) gives a 400 x 400 weight: the CPU's chunked in-place path, over 2 chunks.
+    torch.manual_seed(seed)
+    first, second = widths
+    return nn.Sequential(
+        nn.Linear(10, first), nn.ReLU(), nn.Linear(first, second), nn.Tanh(), nn.Linear(second, 3)
+    ).to(device)
+
+
+# --------------------------------------------------------------------------- the fused sum
+
+
+def test_seed_example_on_torch(device):
+    weights = [
+        torch.tensor([[1.0, -2.0], [0.5, 0.0]], device=device),
+        torch.tensor([-1.0, 3.0], device=device),
+    ]
+    value = l1reg.l1_regularization(weights, lambda_reg=0.01)
+    assert isinstance(value, torch.Tensor)
+    assert value.item() == pytest.approx(0.075, rel=1e-6)  # float32
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 40_000), min_size=1, max_size=12),
+    zeros=st.floats(0.0, 0.9),
+    seed=st.integers(0, 2**16),
+)
+def test_values_and_gradients_agree_with_numpy(sizes, zeros, seed):
+    # Sizes on both sides of the small/large split and of the scratch buffer.
+    generator = torch.Generator().manual_seed(seed)
+    tensors = []
+    for size in sizes:
+        values = torch.randn(size, generator=generator, dtype=torch.float64)
+        values[torch.rand(size, generator=generator) < zeros] = 0
+        tensors.append(values.requires_grad_())
+    value = l1reg.l1_regularization(tensors, lambda_reg=0.5)
+    arrays = [t.detach().numpy() for t in tensors]
+    assert value.item() == pytest.approx(float(l1reg.l1_regularization(arrays, 0.5)), rel=1e-12)
+    value.backward()
+    for tensor, array in zip(tensors, arrays):
+        np.testing.assert_array_equal(tensor.grad.numpy(), 0.5 * np.sign(array))
+
+
+def test_large_tensor_is_exact():
+    # A float32 running sum (torch.norm(p, 1) on the CPU) stops at 2**24 = 16,777,216.
+    n = 2**24 + 1000
+    value = l1_norm([torch.ones(n), torch.full((3,), -2.0)])
+    assert value.dtype == torch.float32
+    assert value.item() == n + 6
+
+
+def test_bfloat16_sums_in_float32():
+    generator = torch.Generator().manual_seed(0)
+    n = 50_000_000
+    values = (torch.rand(n, generator=generator) * 2 - 1).to(torch.bfloat16)
+    reference = sum(chunk.double().abs().sum().item() for chunk in values.split(1 << 22))
+    value = l1_norm([values])
+    assert value.dtype == torch.float32
+    assert abs(value.item() - reference) / reference < 1e-6
+
+
+def test_gradient_is_zero_at_zero_and_keeps_dtype(device):
+    weight = torch.tensor([0.0, -0.0, 2.0, -3.0], device=device, dtype=torch.bfloat16)
+    weight.requires_grad_()
+    other = torch.tensor([[0.0, 1.0]], device=device, requires_grad=True)
+    (2 * l1_norm([weight, other])).backward()
+    assert weight.grad.dtype == torch.bfloat16
+    assert weight.grad.tolist() == [0.0, 0.0, 2.0, -2.0]
+    assert other.grad.tolist() == [[0.0, 2.0]]
+
+
+def test_mixed_dtypes_integers_and_empty(device):
+    tensors = [
+        torch.tensor([1.5, -2.0], device=device, dtype=torch.float16),
+        torch.tensor([-3, 4], device=device),
+        torch.tensor([0.25], device=device, dtype=torch.float64),
+        torch.empty(0, device=device),
+    ]
+    value = l1_norm(tensors)
+    assert value.dtype == torch.float64
+    assert value.item() == 10.75
+    assert l1reg.l1_regularization([], 0.1) == 0
+
+
+def test_complex_tensors_sum_their_moduli(device):
+    z = torch.tensor([3 + 4j, 0j], device=device, requires_grad=True)
+    x = torch.tensor([-1.0], device=device, requires_grad=True)
+    value = l1_norm([z, x])
+    assert value.item() == pytest.approx(6.0)
+    value.backward()
+    assert z.grad.cpu().tolist() == pytest.approx([0.6 + 0.8j, 0j])  # sgn(z), 0 at 0
+    assert x.grad.item() == -1.0
+
+
+def test_many_small_and_large_tensors_match_textbook_loop(device):
+    generator = torch.Generator().manual_seed(3)
+    shapes = [(int(n),) for n in torch.randint(1, 3000, (300,), generator=generator)]
+    shapes += [(600, 700), (300_001,)]  # larger than the CPU scratch buffer: split into pieces
+    tensors = [torch.randn(s, generator=generator).to(device).requires_grad_() for s in shapes]
+    value = l1_norm(tensors)
+    expected = sum(t.detach().double().abs().sum() for t in tensors)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+    value.backward()
+    for tensor in tensors:
+        assert torch.equal(tensor.grad, torch.sign(tensor.detach()))
+
+
+# --------------------------------------------------------------------------- L1Regularizer
+
+
+class _Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(20, 4)
+        self.conv = nn.Conv1d(4, 6, kernel_size=3)
+        self.norm = nn.BatchNorm1d(6)
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, tokens):
+        h = self.embed(tokens).transpose(1, 2)
+        h = self.norm(self.conv(h)).mean(dim=2)
+        return self.head(h)
+
+
+def test_default_selection_is_layer_weights():
+    net = _Net()
+    reg = L1Regularizer(net)
+    assert [name for name, _ in reg.named_parameters()] == [
+        "embed.weight",
+        "conv.weight",
+        "head.weight",
+    ]
+    weights = [p.detach().numpy() for p in reg.parameters()]
+    expected = 0.01 * sum(np.abs(w).sum() for w in weights)
+    assert reg().item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_include_exclude_and_per_module_lambda():
+    net = _Net()
+    reg = L1Regularizer(net, include=["*.bias", net.conv], exclude=[net.norm, "conv.bias"])
+    assert [name for name, _ in reg.named_parameters()] == ["conv.weight", "head.bias"]
+    reg = L1Regularizer(net, {"*": 0.1, net.head: 0.0, "embed.*": 1.0})
+    expected = 0.1 * net.conv.weight.abs().sum() + 1.0 * net.embed.weight.abs().sum()
+    assert reg().item() == pytest.approx(expected.item(), rel=1e-6)
+    reg.lambda_reg = 0.5  # a schedule sets it between steps
+    expected = 0.5 * sum(p.abs().sum() for p in reg.parameters())
+    assert reg().item() == pytest.approx(expected.item(), rel=1e-6)
+    assert reg.lambda_reg == 0.5
+
+
+@pytest.mark.parametrize("groups", ["input", "output"])
+def test_group_value_agrees_with_numpy_group_l1(groups, device):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 4, 5)).to(device)
+    with torch.no_grad():
+        model[2].weight[:, 3] = 0  # a zero input group
+        model[2].weight[1] = 0  # a zero output group
+    reg = L1Regularizer(model, 0.3, groups=groups)
+    conv, linear = (p.detach().cpu().numpy() for p in reg.parameters())
+    conv_axes, linear_axes = ((0, 2, 3), 0) if groups == "input" else ((1, 2, 3), 1)
+    expected = l1reg.GroupL1(0.3, axis=conv_axes).value(conv) + l1reg.GroupL1(
+        0.3, axis=linear_axes
+    ).value(linear)
+    value = reg()
+    assert value.item() == pytest.approx(float(expected), rel=1e-5)
+    value.backward()
+    gradient = model[2].weight.grad.cpu().numpy()  # 0 on the zero groups, not NaN
+    expected_gradient = l1reg.GroupL1(0.3, axis=linear_axes).subgradient(linear)
+    np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-5, atol=1e-7)
+    assert np.isfinite(gradient).all()
+
+
+def test_penalty_under_autocast_is_float32(device):
+    model = _mlp(device)
+    reg = L1Regularizer(model, 0.01)
+    expected = reg().item()
+    dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
+    with torch.autocast(device.type, dtype=dtype):
+        loss = model(torch.randn(4, 10, device=device)).float().mean() + reg()
+        value = reg()
+    assert value.dtype == torch.float32
+    assert value.item() == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    assert torch.equal(
+        model[0].weight.grad != 0, torch.ones_like(model[0].weight, dtype=torch.bool)
+    )
+
+
+def test_bfloat16_model(device):
+    model = _mlp(device).to(torch.bfloat16)
+    reg = L1Regularizer(model, 0.01)
+    value = reg()
+    expected = 0.01 * sum(p.double().abs().sum() for p in reg.parameters())
+    assert value.dtype == torch.float32
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+    opt = ProximalL1(torch.optim.Adam(model.parameters(), lr=1e-2), L1Regularizer(model, 0.5))
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.randn(8, 10, device=device, dtype=torch.bfloat16)).float().pow(
+            2
+        ).mean().backward()
+        opt.step()
+    report = sparsity(model)
+    assert report.zeros > 0
+    assert report.l1_norm == pytest.approx(
+        sum(p.double().abs().sum().item() for p in reg.parameters())
+    )
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+@pytest.mark.parametrize("groups", [None, "input"])
+def test_torch_compile(backend, groups, device):
+    # aot_eager traces the graph and its autograd as inductor does, without generating code; an
+    # inductor compile on the CPU costs 10-30 s of C++ compilation, so it runs on request
+    # (L1REG_TEST_INDUCTOR=1, set by benchmarks/gpu_check.sh) or on CUDA.
+    if backend == "inductor" and device.type == "cpu" and not os.environ.get("L1REG_TEST_INDUCTOR"):
+        pytest.skip("inductor on the CPU: set L1REG_TEST_INDUCTOR=1")
+    model = _mlp(device)
+    reg = L1Regularizer(model, 0.01, groups=groups)
+    x = torch.randn(8, 10, device=device)
+
+    def objective():
+        return model(x).pow(2).mean() + reg()
+
+    expected = objective()
+    expected.backward()
+    expected_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    compiled = torch.compile(objective, backend=backend, fullgraph=True)
+    value = compiled()
+    value.backward()
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    for param, grad in zip(model.parameters(), expected_grads):
+        torch.testing.assert_close(param.grad, grad, rtol=1e-5, atol=1e-7)
+    # A schedule changes lambda_reg between steps: the compiled function must see the new value.
+    before = reg().item()
+    reg.lambda_reg = 0.03
+    assert compiled().item() - expected.item() == pytest.approx(2 * before, rel=1e-4)
+
+
+# --------------------------------------------------------------------------- ProximalL1
+
+
+def _one_step(model, optimizer, x, y):
+    optimizer.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+
+
+def _batch(device, n=32):
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(n, 10, generator=generator)
+    return x.to(device), (x[:, 0] > 0).long().to(device)
+
+
+@pytest.mark.parametrize("widths", [(16, 8), (400, 400)], ids=["small", "large"])
+@pytest.mark.parametrize("groups", [None, "input", "output"])
+def test_sgd_prox_equals_numpy_prox(groups, widths, device):
+    model, twin = _mlp(device, widths=widths), _mlp(device, widths=widths)
+    lr, lam = 0.1, 0.3
+    reg = L1Regularizer(model, lam, groups=groups)
+    opt = ProximalL1(torch.optim.SGD(model.parameters(), lr=lr), reg)
+    plain = torch.optim.SGD(twin.parameters(), lr=lr)
+    x, y = _batch(device)
+    _one_step(model, opt, x, y)
+    _one_step(twin, plain, x, y)
+    for (name, got), want in zip(reg.named_parameters(), L1Regularizer(twin).parameters()):
+        after_sgd = want.detach().cpu().numpy()
+        if groups is None:
+            expected = l1reg.L1(lam).prox(after_sgd, step=lr)
+        else:
+            axis = 0 if groups == "input" else 1
+            expected = l1reg.GroupL1(lam, axis=axis).prox(after_sgd, step=lr)
+        np.testing.assert_allclose(got.detach().cpu().numpy(), expected, rtol=1e-5, atol=1e-7)
+        # Exact zeros where numpy's prox gives them.
+        assert np.array_equal(got.detach().cpu().numpy() == 0, expected == 0), name
+
+
+@pytest.mark.parametrize("widths", [(16, 8), (400, 400)], ids=["small", "large"])
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adam_prox_thresholds_in_adams_metric(amsgrad, widths, device):
+    model, twin = _mlp(device, widths=widths), _mlp(device, widths=widths)
+    lr, lam, eps = 0.01, 0.2, 1e-8
+    opt = ProximalL1(
+        torch.optim.Adam(model.parameters(), lr=lr, amsgrad=amsgrad), L1Regularizer(model, lam)
+    )
+    adam = torch.optim.Adam(twin.parameters(), lr=lr, amsgrad=amsgrad)
+    x, y = _batch(device)
+    for _ in range(3):
+        # Same starting point each step: copy the prox result into the twin.
+        with torch.no_grad():
+            for p, q in zip(twin.parameters(), model.parameters()):
+                p.copy_(q)
+        _one_step(model, opt, x, y)
+        _one_step(twin, adam, x, y)
+    for p, q in zip(L1Regularizer(model).parameters(), L1Regularizer(twin).parameters()):
+        state = adam.state[q]
+        second = state["max_exp_avg_sq"] if amsgrad else state["exp_avg_sq"]
+        v_hat = second / (1 - 0.999 ** state["step"].item())
+        threshold = (lr * lam / (v_hat.sqrt() + eps)).cpu().numpy()
+        expected = l1reg.prox_l1(q.detach().cpu().numpy(), threshold)
+        np.testing.assert_allclose(p.detach().cpu().numpy(), expected, rtol=1e-5, atol=1e-6)
+        assert np.array_equal(p.detach().cpu().numpy() == 0, expected == 0)
+    assert sparsity(model).zeros > 0
+
+
+def test_plain_metric_after_adam_gives_fewer_zeros(device):
+    x, y = _batch(device)
+    zeros = {}
+    for metric in ("optimizer", "plain"):
+        model = _mlp(device)
+        opt = ProximalL1(
+            torch.optim.Adam(model.parameters(), lr=1e-2), L1Regularizer(model, 0.05), metric=metric
+        )
+        for _ in range(30):
+            _one_step(model, opt, x, y)
+        zeros[metric] = sparsity(model).zeros
+    assert zeros["optimizer"] > 10 * max(zeros["plain"], 1)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+        lambda p: torch.optim.AdamW(p, lr=0.01),
+        lambda p: torch.optim.Adagrad(p, lr=0.1),
+        lambda p: torch.optim.RMSprop(p, lr=0.01, centered=True),
+        lambda p: torch.optim.Adamax(p, lr=0.01),
+        lambda p: torch.optim.NAdam(p, lr=0.01),
+    ],
+    ids=["sgd-momentum", "adamw", "adagrad", "rmsprop", "adamax", "nadam"],
+)
+def test_any_optimizer_gives_exact_zeros(make, device):
+    model = _mlp(device)
+    opt = ProximalL1(make(model.parameters()), L1Regularizer(model, 0.05))
+    x, y = _batch(device)
+    for _ in range(20):
+        _one_step(model, opt, x, y)
+    assert sparsity(model).zeros > 0
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_scheduler_and_state_dict(device):
+    x, y = _batch(device)
+
+    def make():
+        model = _mlp(device)
+        opt = ProximalL1(torch.optim.Adam(model.parameters(), lr=0.05), L1Regularizer(model, 0.05))
+        return model, opt, torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
+
+    model, opt, scheduler = make()
+    for _ in range(3):
+        _one_step(model, opt, x, y)
+        scheduler.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.005)
+    saved = copy.deepcopy((model.state_dict(), opt.state_dict(), scheduler.state_dict()))
+    for _ in range(2):
+        _one_step(model, opt, x, y)
+        scheduler.step()
+
+    resumed, opt2, scheduler2 = make()
+    resumed.load_state_dict(saved[0])
+    opt2.load_state_dict(saved[1])
+    scheduler2.load_state_dict(saved[2])
+    for _ in range(2):
+        _one_step(resumed, opt2, x, y)
+        scheduler2.step()
+    for p, q in zip(model.parameters(), resumed.parameters()):
+        assert torch.equal(p, q)
+    # The scheduler's rate is the one the prox used: with lr 0.05 the same steps zero more.
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.0005)
+
+
+def test_zeros_stay_zero_unless_the_gradient_beats_the_threshold(device):
+    layer = nn.Linear(4, 1, bias=False).to(device)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.0, 0.0, 1.0, 0.0]]))
+    lam, lr = 1.0, 0.1
+    opt = ProximalL1(torch.optim.SGD(layer.parameters(), lr=lr), L1Regularizer(layer, lam))
+    # Gradient of the data loss: 0.5 on input 0 (below lambda), 3.0 on input 1 (above it).
+    for _ in range(5):
+        opt.zero_grad()
+        layer.weight.grad = torch.tensor([[0.5, -3.0, 0.0, 0.0]], device=device)
+        opt.step()
+    weight = layer.weight.detach().cpu()
+    assert weight[0, 0].item() == 0.0  # |g| = 0.5 < lambda: stays exactly zero
+    assert weight[0, 3].item() == 0.0
+    assert weight[0, 1].item() == pytest.approx(5 * lr * (3.0 - lam))  # comes back
+    assert weight[0, 2].item() == pytest.approx(1.0 - 5 * lr * lam)
+
+
+# --------------------------------------------------------------------------- reports and prune
+
+
+def test_sparsity_report_and_selected_features(device):
+    model = _mlp(device)
+    with torch.no_grad():
+        model[0].weight[:, [1, 4]] = 0
+        model[0].weight[2] = 0
+    report = sparsity(model)
+    rows = report.to_dict()["tensors"]
+    assert [row["name"] for row in rows] == ["0.weight", "2.weight", "4.weight"]
+    assert rows[0]["zeros"] == 2 * 16 + 8
+    assert (rows[0]["inputs_kept"], rows[0]["outputs_kept"]) == (8, 15)
+    assert report.size == 10 * 16 + 16 * 8 + 8 * 3
+    assert "0.weight" in str(report)
+    assert selected_features(model) == [0, 2, 3, 5, 6, 7, 8, 9]
+
+
+def test_prune_gives_the_same_outputs(device):
+    torch.manual_seed(1)
+    model = nn.Sequential(
+        nn.Linear(10, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 8), nn.GELU(), nn.Linear(8, 3)
+    ).to(device)
+    with torch.no_grad():
+        model[0].weight[:, [2, 7]] = 0  # two inputs removed
+        model[0].weight[[3, 5]] = 0  # two neurons whose constant output folds into the next bias
+        model[3].weight[:, [0, 9, 11]] = 0  # three neurons nobody listens to
+        model[5].weight[:, 6] = 0
+    model.eval()
+    result = prune(model, torch.randn(64, 10, device=device))
+    pruned = result.module
+    x = torch.randn(50, 10, device=device)
+    torch.testing.assert_close(pruned(x), model(x), rtol=1e-5, atol=1e-6)
+    assert isinstance(pruned[0], SelectInputs)
+    linears = [m for m in pruned if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(8, 11), (11, 7), (7, 3)]
+    assert result.parameters_after == sum(p.numel() for p in pruned.parameters())
+    assert result.parameters_after < result.parameters_before
+    assert result.speedup is not None and result.speedup > 0
+    assert model[0].weight.shape == (16, 10)  # the original is untouched
+
+
+def test_prune_conv_channels(device):
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3)).to(device)
+    with torch.no_grad():
+        model[0].weight[[1, 6]] = 0
+        model[0].bias[[1, 6]] = -1.0  # ReLU(-1) = 0: a dead channel
+        model[2].weight[:, 3] = 0
+    result = prune(model)
+    x = torch.randn(2, 3, 9, 9, device=device)
+    torch.testing.assert_close(result.module(x), model(x), rtol=1e-5, atol=1e-6)
+    assert result.module[0].out_channels == 5
+
+
+# ----------------------------------------------------------------------- the textbook experiment
+
+
+def _textbook_data(n, seed):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 10, generator=generator)
+    scores = torch.stack([x[:, 0] + x[:, 1], x[:, 1] - x[:, 2], x[:, 2] * x[:, 0]], dim=1)
+    return x, scores.argmax(dim=1)
+
+
+def _textbook_run(recipe, steps=3000):
+    # The issue's experiment, with 1000 training samples so that it runs in a few seconds.
+    x, y = _textbook_data(1000, 1)
+    x_test, y_test = _textbook_data(2000, 2)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 3))
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = adam
+    if recipe == "group":
+        # Feature selection: the group penalty on the input columns of the first layer.
+        optimizer = ProximalL1(adam, L1Regularizer(model, 0.01, groups="input", include="0.weight"))
+    elif recipe == "l1":
+        optimizer = ProximalL1(adam, L1Regularizer(model, 0.01))
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        if recipe == "textbook":
+            loss = loss + 0.01 * sum(torch.norm(p, p=1) for p in (model[0].weight, model[2].weight))
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        accuracy = (model(x_test).argmax(dim=1) == y_test).float().mean().item()
+    return model, accuracy
+
+
+@pytest.fixture(scope="module")
+def textbook_accuracy():
+    model, accuracy = _textbook_run("textbook")
+    assert sparsity(model).zeros == 0  # the textbook recipe makes no exact zeros
+    return accuracy
+
+
+def test_textbook_group_penalty_selects_the_three_inputs(textbook_accuracy):
+    model, accuracy = _textbook_run("group")
+    assert selected_features(model) == [0, 1, 2]  # 7 irrelevant columns exactly zero
+    assert accuracy >= textbook_accuracy - 0.01
+
+
+def test_textbook_plain_penalty_zeroes_most_weights(textbook_accuracy):
+    model, accuracy = _textbook_run("l1")
+    report = sparsity(model)
+    assert report.zeros > report.size / 2
+    assert accuracy >= textbook_accuracy - 0.01
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_errors_at_construction():
+    model = _mlp("cpu")
+    with pytest.raises(ValueError, match=r"The 'lambda_reg' parameter of L1Regularizer .* Got -1"):
+        L1Regularizer(model, -1)
+    with pytest.raises(ValueError, match=r"'lambda_reg' parameter of L1Regularizer .* Got nan"):
+        L1Regularizer(model, math.nan)
+    with pytest.raises(TypeError, match=r"'lambda_reg' parameter of L1Regularizer"):
+        L1Regularizer(model, "0.1")
+    with pytest.raises(ValueError, match=r"'lambda_reg' .* mapping with a key for every"):
+        L1Regularizer(model, {"0.*": 0.1})
+    with pytest.raises(ValueError, match=r"The 'module' parameter of L1Regularizer .* BatchNorm"):
+        L1Regularizer(nn.BatchNorm1d(3))
+    with pytest.raises(ValueError, match=r"The 'include' parameter of L1Regularizer .* Got 'nope"):
+        L1Regularizer(model, include="nope*")
+    with pytest.raises(ValueError, match=r"'groups' parameter .* 1-d parameter '0.bias'"):
+        L1Regularizer(model, groups="input", include=model[0])
+    with pytest.raises(ValueError, match=r"'groups' parameter of L1Regularizer .* Got 'rows'"):
+        L1Regularizer(model, groups="rows")
+    with pytest.raises(TypeError, match=r"'module' parameter of L1Regularizer must be a torch.nn"):
+        L1Regularizer([p for p in model.parameters()])
+    reg = L1Regularizer(model)
+    with pytest.raises(ValueError, match=r"'lambda_reg' parameter of L1Regularizer .* Got -0.5"):
+        reg.lambda_reg = -0.5
+    assert reg.lambda_reg == 0.01
+    only_head = torch.optim.SGD(model[4].parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"'regularizer' parameter of ProximalL1 .*'0.weight'"):
+        ProximalL1(only_head, reg)
+    with pytest.raises(TypeError, match=r"'optimizer' parameter of ProximalL1"):
+        ProximalL1(model.parameters(), reg)
+    with pytest.raises(TypeError, match=r"'regularizer' parameter of ProximalL1"):
+        ProximalL1(torch.optim.SGD(model.parameters(), lr=0.1), 0.01)
+    with pytest.raises(ValueError, match=r"'metric' parameter of ProximalL1 .* Got 'adam'"):
+        ProximalL1(torch.optim.SGD(model.parameters(), lr=0.1), reg, metric="adam")
+    with pytest.raises(TypeError, match=r"'module' parameter of prune"):
+        prune(nn.Linear(2, 2))
