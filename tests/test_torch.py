@@ -262,6 +262,9 @@ def test_torch_compile(backend, groups, device):
     # (L1REG_TEST_INDUCTOR=1, set by benchmarks/gpu_check.sh) or on CUDA.
     if backend == "inductor" and device.type == "cpu" and not os.environ.get("L1REG_TEST_INDUCTOR"):
         pytest.skip("inductor on the CPU: set L1REG_TEST_INDUCTOR=1")
+    # Every parametrization compiles the same code object: start from an empty cache, or the
+    # eighth one meets dynamo's recompile limit (an error under fullgraph=True).
+    torch._dynamo.reset()
     model = _mlp(device)
     reg = L1Regularizer(model, 0.01, groups=groups)
     x = torch.randn(8, 10, device=device)
