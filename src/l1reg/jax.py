@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import optax
 
 from ._validation import check_non_negative_number, invalid_parameter
+from .prox import soft_threshold
 
 __all__ = ["ProxL1State", "adam_l1", "prox_group_l1", "prox_l1"]
 
@@ -71,11 +72,6 @@ def _check_axis(axis: Any, owner: str) -> tuple[int, ...]:
 def _compute_dtype(x: jax.Array) -> Any:
     """float16/bfloat16 are computed in float32; other floating dtypes as they are."""
     return jnp.promote_types(x.dtype, jnp.float32)
-
-
-def _soft_threshold(z: jax.Array, threshold: Any) -> jax.Array:
-    # z - clip(z, -t, t) is sign(z) * max(|z| - t, 0), exactly 0 where |z| <= t.
-    return z - jnp.clip(z, -threshold, threshold)
 
 
 def _group_axes(shape: tuple[int, ...], axes: tuple[int, ...], owner: str) -> tuple[int, ...]:
@@ -166,7 +162,7 @@ def prox_l1(
     """
     lam = check_non_negative_number(lambda_reg, "lambda_reg", "prox_l1")
     learning_rate = _check_learning_rate(learning_rate, "prox_l1")
-    return _masked(_proximal_transformation(_soft_threshold, learning_rate, lam, "prox_l1"), mask)
+    return _masked(_proximal_transformation(soft_threshold, learning_rate, lam, "prox_l1"), mask)
 
 
 def prox_group_l1(
@@ -253,7 +249,7 @@ def adam_l1(
             metric = (jnp.sqrt(nu.astype(dtype) / correction) + eps).astype(dtype)
             threshold = jnp.asarray(lr * lam, dtype)
             if axes is None:
-                new = _soft_threshold(z, threshold / metric)
+                new = soft_threshold(z, threshold / metric)
             else:
                 new = _group_prox(z, threshold, _group_axes(z.shape, axes, owner), metric)
             return (new - p).astype(param.dtype)
