@@ -10,7 +10,7 @@ import numpy as np
 from ._array_api import accumulation_dtype, common_library, flatten_arrays
 from ._validation import check_non_negative_number
 
-__all__ = ["l1_norm", "l1_regularization", "sum_abs"]
+__all__ = ["l1_norm", "l1_regularization"]
 
 # Blocks of this many values are summed on their own, then the block sums are summed the same way,
 # so that no running float32 sum covers more than this many terms (a float32 running sum of
@@ -18,7 +18,7 @@ __all__ = ["l1_norm", "l1_regularization", "sum_abs"]
 _BLOCK = 4096
 
 
-def sum_abs(xp: Any, x: Any) -> Any:
+def _sum_abs(xp: Any, x: Any) -> Any:
     """``sum |x|`` of one array, 0-d, in its accumulation dtype (float32 for float16/bfloat16)."""
     dtype = accumulation_dtype(xp, x.dtype)
     if array_api_compat.is_jax_namespace(xp):
@@ -56,7 +56,7 @@ def l1_norm(weights: Any, *, owner: str = "l1_norm") -> Any:
 
         return torch_l1_norm(arrays)
     xp = array_api_compat.array_namespace(*arrays)
-    partials = [sum_abs(xp, x) for x in arrays]
+    partials = [_sum_abs(xp, x) for x in arrays]
     if len(partials) == 1:
         return partials[0]
     dtype = xp.result_type(*partials)
