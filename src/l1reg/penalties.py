@@ -107,7 +107,7 @@ class L1(Penalty):
 
     def alpha_max(self, grad_at_zero: Any) -> float:
         xp = array_api_compat.array_namespace(grad_at_zero)
-        return float(xp.max(xp.abs(grad_at_zero))) if grad_at_zero.size else 0.0
+        return float(xp.max(xp.abs(grad_at_zero))) if array_api_compat.size(grad_at_zero) else 0.0
 
 
 class WeightedL1(Penalty):
@@ -277,4 +277,4 @@ class GroupL1(Penalty):
     def alpha_max(self, grad_at_zero: Any) -> float:
         xp = array_api_compat.array_namespace(grad_at_zero)
         norms, scale = self._group_norms(xp, grad_at_zero, self._axes(grad_at_zero, "alpha_max"))
-        return float(xp.max(norms)) / scale if grad_at_zero.size else 0.0
+        return float(xp.max(norms)) / scale if array_api_compat.size(grad_at_zero) else 0.0
