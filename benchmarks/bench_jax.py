@@ -82,6 +82,18 @@ VARIANTS = {
         data_loss,
         lambda: l1reg.jax.adam_l1(1e-3, LAMBDA, axis=1, mask=ONLY_W1),
     ),
+    "  same, lambda 0.02": (
+        data_loss,
+        lambda: l1reg.jax.adam_l1(1e-3, 0.02, axis=1, mask=ONLY_W1),
+    ),
+    "  same, lambda 0.01, L2(1e-3) on w2 in the loss": (
+        lambda params, x, y: data_loss(params, x, y) + 1e-3 * jnp.sum(params["w2"] ** 2),
+        lambda: l1reg.jax.adam_l1(1e-3, LAMBDA, axis=1, mask=ONLY_W1),
+    ),
+    "  same, lambda 0.02, L2(1e-3) on w2 in the loss": (
+        lambda params, x, y: data_loss(params, x, y) + 1e-3 * jnp.sum(params["w2"] ** 2),
+        lambda: l1reg.jax.adam_l1(1e-3, 0.02, axis=1, mask=ONLY_W1),
+    ),
 }
 
 
@@ -138,7 +150,7 @@ def main() -> None:
     steady = slice(1, None) if args.epochs > 1 else slice(None)
     baseline = statistics.median(runs["textbook: L1 in the loss, optax.adam"][3][steady])
     header = (
-        f"{'variant':46} {'zeros (kernel 1)':>16} {'inputs kept':>11} {'test acc':>8} "
+        f"{'variant':48} {'zeros (kernel 1)':>16} {'inputs kept':>11} {'test acc':>8} "
         f"{'s/epoch':>8} {'ratio':>6}"
     )
     print(header)
@@ -150,7 +162,7 @@ def main() -> None:
         accuracy = float(jnp.mean(jnp.argmax(logits(params, x_test), axis=1) == y_test))
         median = statistics.median(times[steady])
         print(
-            f"{name:46} {f'{zeros} / {kernel.size}':>16} {f'{inputs_kept} / 10':>11} "
+            f"{name:48} {f'{zeros} / {kernel.size}':>16} {f'{inputs_kept} / 10':>11} "
             f"{accuracy:8.4f} {median:8.3f} {median / baseline:6.3f}"
         )
 

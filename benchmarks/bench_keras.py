@@ -9,6 +9,7 @@ of a shared machine) and in wall time.
     KERAS_BACKEND=torch python benchmarks/bench_keras.py --repeats 2   # README / BENCHMARKS figures
     KERAS_BACKEND=jax python benchmarks/bench_keras.py --quick         # a smoke run
     KERAS_BACKEND=torch python benchmarks/bench_keras.py --compare-metrics
+    KERAS_BACKEND=jax python benchmarks/bench_keras.py --group-study --seed 1
 """
 
 from __future__ import annotations
@@ -74,6 +75,42 @@ METRIC_VARIANTS = {
     ),
 }
 
+GROUP_VARIANTS = {
+    "textbook regularizers.l1(0.01)": (lambda: keras.regularizers.l1(0.01), lambda: None, None),
+    "GroupL1(0.01)": (lambda: l1reg.keras.GroupL1(0.01, axis=1), lambda: None, "optimizer"),
+    "GroupL1(0.02)": (lambda: l1reg.keras.GroupL1(0.02, axis=1), lambda: None, "optimizer"),
+    "GroupL1(0.01), L2(1e-3) on kernel 2": (
+        lambda: l1reg.keras.GroupL1(0.01, axis=1),
+        lambda: keras.regularizers.L2(1e-3),
+        "optimizer",
+    ),
+    "GroupL1(0.01), L2(3e-3) on kernel 2": (
+        lambda: l1reg.keras.GroupL1(0.01, axis=1),
+        lambda: keras.regularizers.L2(3e-3),
+        "optimizer",
+    ),
+    "GroupL1(0.02), L2(1e-3) on kernel 2": (
+        lambda: l1reg.keras.GroupL1(0.02, axis=1),
+        lambda: keras.regularizers.L2(1e-3),
+        "optimizer",
+    ),
+    "GroupL1(0.005), L2(3e-3) on kernel 2": (
+        lambda: l1reg.keras.GroupL1(0.005, axis=1),
+        lambda: keras.regularizers.L2(3e-3),
+        "optimizer",
+    ),
+    "GroupL1(0.01), L1(0.003) on kernel 2": (
+        lambda: l1reg.keras.GroupL1(0.01, axis=1),
+        lambda: l1reg.keras.L1(0.003),
+        "optimizer",
+    ),
+    "GroupL1(0.01), L1(0.01) on kernel 2": (
+        lambda: l1reg.keras.GroupL1(0.01, axis=1),
+        lambda: l1reg.keras.L1(0.01),
+        "optimizer",
+    ),
+}
+
 
 class EpochTimer(keras.callbacks.Callback):
     """CPU time of the process (all threads) and wall time of each epoch."""
@@ -126,10 +163,19 @@ def main() -> None:
         action="store_true",
         help="after Adam: the plain threshold lr*l1 against Adam's metric lr*l1/(sqrt(v_hat)+eps)",
     )
+    parser.add_argument(
+        "--group-study",
+        action="store_true",
+        help="GroupL1 feature selection: lambda, and an L2 or L1 penalty on kernel 2",
+    )
     args = parser.parse_args()
     if args.quick:
         args.samples, args.epochs = 10_000, 2
-    variants = METRIC_VARIANTS if args.compare_metrics else VARIANTS
+    variants = VARIANTS
+    if args.compare_metrics:
+        variants = METRIC_VARIANTS
+    elif args.group_study:
+        variants = GROUP_VARIANTS
     backend = keras.config.backend()
     if backend == "torch":
         import torch

@@ -188,6 +188,32 @@ def test_adam_l1_group_zero_test_is_exact_in_the_metric():
     assert np.all(np.asarray(new["w"][1]) != 0)
 
 
+def test_adam_l1_group_prox_is_the_exact_prox_in_adams_metric():
+    # After one Adam step from w with gradient g > 0: z = w - lr (to 1e-7), D = g + eps. The two
+    # groups (rows) are chosen so that the former rule (the mean of D over a group: zero iff
+    # ||z|| mean(D) <= tau) decides the other way on both: row 0 has ||D z|| = 2.00 > tau = 1.27
+    # (kept) but ||z|| mean(D) = 1.05; row 1 has ||D z|| = 1.12 (zeroed), mean rule 3.01.
+    lr, lam = 0.1, 9.0  # tau = lr * lam * sqrt(2)
+    z = np.array([[0.05, 1.0], [1.0, 0.1]])
+    metric = np.array([[0.1, 2.0], [1.0, 5.0]])
+    params = {"w": jnp.asarray(z + lr, jnp.float32)}
+    tx = lj.adam_l1(lr, lam, axis=1, eps=1e-12)
+    new, _ = step(tx, params, {"w": jnp.asarray(metric, jnp.float32)})
+    got = np.asarray(new["w"])
+    tau = lr * lam * math.sqrt(2)
+    expected = np.zeros_like(z)
+    for i, (row, d) in enumerate(zip(z, metric)):  # the reference, by bisection in float64
+        if np.linalg.norm(d * row) <= tau:
+            continue
+        low, high = 0.0, np.linalg.norm(row)
+        for _ in range(200):  # s = ||x|| solves sum(row^2 / (s + tau / d)^2) = 1
+            s = (low + high) / 2
+            low, high = (s, high) if np.sum((row / (s + tau / d)) ** 2) > 1 else (low, s)
+        expected[i] = row * s / (s + tau / d)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    assert np.all(got[1] == 0) and np.all(got[0] != 0)
+
+
 def test_plain_threshold_after_adam_makes_no_zeros_where_the_metric_does():
     # Adam moves every weight by about lr per step whatever its gradient, so the plain threshold
     # lr * lambda cannot hold a weight at zero; the threshold in Adam's metric can.

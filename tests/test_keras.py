@@ -348,6 +348,22 @@ def soft(x, t):
     return np.sign(x) * np.maximum(np.abs(x) - t, 0)
 
 
+def metric_group_prox(z, tau, metric):
+    """Rows of ``argmin_x ||x - z||_D^2 / 2 + tau ||x||``, in float64 by bisection (a reference)."""
+    z, metric = np.asarray(z, np.float64), np.asarray(metric, np.float64)
+    out = np.zeros_like(z)
+    for i, (row, d) in enumerate(zip(z, metric)):
+        if np.linalg.norm(d * row) <= tau:
+            continue  # the optimality condition of x = 0
+        c = tau / d
+        low, high = 0.0, np.linalg.norm(row)
+        for _ in range(200):  # s = ||x|| solves sum(row^2 / (s + c)^2) = 1
+            s = (low + high) / 2
+            low, high = (s, high) if np.sum((row / (s + c)) ** 2) > 1 else (low, s)
+        out[i] = row * s / (s + c)
+    return out
+
+
 def test_sgd_with_a_schedule_uses_the_learning_rate_of_each_step():
     schedule = keras.optimizers.schedules.ExponentialDecay(0.5, decay_steps=1, decay_rate=0.5)
     optimizer = keras.optimizers.SGD(schedule)
@@ -421,10 +437,24 @@ def test_the_metric_of_each_optimizer(make, denominator, penalty):
     if penalty == "l1":
         expected = soft(stepped, 0.01 * 0.5 / metric)
     else:
-        threshold = 0.01 * 0.5 * 2 / metric.mean(axis=1, keepdims=True)
-        norms = np.linalg.norm(stepped, axis=1, keepdims=True)
-        expected = stepped * np.maximum(1 - threshold / norms, 0)
+        expected = metric_group_prox(stepped, 0.01 * 0.5 * 2, metric)
     np.testing.assert_allclose(to_numpy(model.layers[0].kernel), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_group_prox_in_the_metric_is_exact_not_the_mean_of_the_metric():
+    # The prox of tau ||x|| in the metric diag(D) zeroes a group iff ||D z|| <= tau. With D spread
+    # over a group, the former rule (one scalar metric per group, the mean of D: zero iff
+    # ||z|| mean(D) <= tau) decides the other way on both rows here: with tau = 1.27,
+    # row 0: ||D z|| = 2.00 (kept), ||z|| mean(D) = 1.05 (zeroed);
+    # row 1: ||D z|| = 1.12 (zeroed), ||z|| mean(D) = 3.01 (kept).
+    regularizer = lk.GroupL1(1.0, axis=1)
+    z = np.array([[0.05, 1.0], [1.0, 0.1]], "float32")
+    metric = np.array([[0.1, 2.0], [1.0, 5.0]], "float32")
+    tau = 0.9 * math.sqrt(2)  # the threshold 0.9 (= lr * l1) times sqrt|g|
+    new = to_numpy(regularizer.prox(ops.convert_to_tensor(z), 0.9, ops.convert_to_tensor(metric)))
+    np.testing.assert_allclose(new, metric_group_prox(z, tau, metric), rtol=1e-5, atol=1e-7)
+    assert np.all(new[1] == 0) and np.all(new[0] != 0)
+    assert list(np.linalg.norm(z, axis=1) * metric.mean(axis=1) <= tau) == [True, False]
 
 
 def test_plain_threshold_on_request_and_group_prox_after_sgd():

@@ -354,6 +354,44 @@ def test_adam_prox_thresholds_in_adams_metric(amsgrad, widths, device):
     assert sparsity(model).zeros > 0
 
 
+def _metric_group_prox(z, tau, metric):
+    """Rows of ``argmin_x ||x - z||_D^2 / 2 + tau ||x||``, in float64 by bisection (a reference)."""
+    out = np.zeros_like(z, dtype=np.float64)
+    for i, (row, d) in enumerate(zip(z.astype(np.float64), metric.astype(np.float64))):
+        if np.linalg.norm(d * row) <= tau:
+            continue  # the optimality condition of x = 0
+        c = tau / d
+        low, high = 0.0, np.linalg.norm(row)
+        for _ in range(200):  # s = ||x|| solves sum(row^2 / (s + c)^2) = 1
+            s = (low + high) / 2
+            low, high = (s, high) if np.sum((row / (s + c)) ** 2) > 1 else (low, s)
+        out[i] = row * s / (s + c)
+    return out
+
+
+def test_adam_group_prox_is_the_exact_prox_in_adams_metric(device):
+    # After one Adam step from w with gradient g > 0: z = w - lr (to 1e-7), D = g + eps. The input
+    # columns below are chosen so that the former rule (the mean of D over a group: zero iff
+    # ||z|| mean(D) <= tau) decides the other way on both: column 0 has ||D z|| = 2.00 > tau =
+    # 1.27 (kept) but ||z|| mean(D) = 1.05; column 1 has ||D z|| = 1.12 (zeroed), mean rule 3.01.
+    lr, lam = 0.1, 9.0  # tau = lr * lam * sqrt(2)
+    z = np.array([[0.05, 1.0], [1.0, 0.1]])  # rows: the groups (input columns of the weight)
+    metric = np.array([[0.1, 2.0], [1.0, 5.0]])
+    layer = nn.Linear(2, 2, bias=False).to(device)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor((z + lr).T, dtype=torch.float32))
+    opt = ProximalL1(
+        torch.optim.Adam(layer.parameters(), lr=lr, eps=1e-12),
+        L1Regularizer(layer, lam, groups="input"),
+    )
+    layer.weight.grad = torch.tensor(metric.T, dtype=torch.float32, device=device)
+    opt.step()
+    got = layer.weight.detach().cpu().numpy().T
+    expected = _metric_group_prox(z, lr * lam * math.sqrt(2), metric)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert np.all(got[1] == 0) and np.all(got[0] != 0)
+
+
 def test_plain_metric_after_adam_gives_fewer_zeros(device):
     x, y = _batch(device)
     zeros = {}

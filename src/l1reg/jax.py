@@ -85,22 +85,62 @@ def _group_axes(shape: tuple[int, ...], axes: tuple[int, ...], owner: str) -> tu
     return tuple(sorted({a % ndim for a in axes}))
 
 
-def _group_prox(z: jax.Array, threshold: Any, axes: tuple[int, ...], metric: Any = None) -> Any:
-    """Block soft-thresholding of the groups of ``z`` (the L2 norm taken along ``axes``).
+# Newton steps of the group prox in a diagonal metric (see _group_prox): from its start, the
+# relative error of the norm is below 1e-6 after 5 even with D spread over six decades in a group.
+_NEWTON_STEPS = 5
 
-    ``z_g <- z_g * max(1 - t_g / ||z_g||, 0)`` with ``t_g = t * sqrt|g| / D_g``: a block prox in
-    a diagonal metric ``D`` has no closed form, so each group takes one scalar metric, ``D_g`` =
-    the mean of ``D`` over the group (as ``l1reg.torch`` and ``l1reg.keras``); ``D_g = 1`` without
-    ``metric``.
+
+def _group_prox(z: jax.Array, threshold: Any, axes: tuple[int, ...], metric: Any = None) -> Any:
+    r"""The prox of ``t sqrt|g| ||x_g||`` summed over the groups of ``z`` (norms along ``axes``).
+
+    Without ``metric``: block soft-thresholding, ``z_g max(1 - t sqrt|g| / ||z_g||, 0)``.
+
+    With the diagonal metric ``D`` of an adaptive optimizer, each group solves exactly
+
+    .. math:: \min_x \tfrac12 \|x - z\|_D^2 + \tau \|x\|_2, \qquad \tau = t\sqrt{|g|},
+
+    whose solution (the same in ``l1reg.torch`` and ``l1reg.keras``) is
+
+    - ``x = 0`` iff ``||D z|| <= tau`` (the optimality condition: the data gradient ``D (w - z)``
+      of a zero group is within ``tau`` of 0);
+    - otherwise ``x_i = z_i s / (s + c_i)`` with ``c_i = tau / D_i`` and ``s = ||x|| > 0`` the root
+      of ``sum_i z_i^2 / (s + c_i)^2 = 1``.
+
+    ``H(s) = (sum_i z_i^2 / (s + c_i)^2)^(-1/2)`` is increasing and concave (the secular function
+    of trust-region methods), so Newton's method on ``H(s) = 1`` from below stays below the root
+    and converges to it; it starts at ``s0 = ||z|| - sum_i z_i^2 c_i / ||z||^2``, a lower bound by
+    Jensen's inequality and the root itself when ``D`` is constant on the group (then this is
+    block soft-thresholding with the threshold ``tau / D``). A Newton step is
+    ``s += (sqrt(G) - 1) G / G'`` with ``G = sum q_i^2``, ``G' = sum q_i^2 / (s + c_i)``,
+    ``q_i = z_i / (s + c_i)``.
     """
     scale = math.sqrt(math.prod(z.shape[a] for a in axes))
-    norms = jnp.sqrt(jnp.sum(z * z, axis=axes, keepdims=True))
+    squares = jnp.sum(z * z, axis=axes, keepdims=True)
     group_threshold = threshold * scale
-    if metric is not None:
-        group_threshold = group_threshold / jnp.mean(metric, axis=axes, keepdims=True)
-    keep = norms > group_threshold
-    factor = jnp.where(keep, 1 - group_threshold / jnp.where(keep, norms, 1), 0)
-    return z * factor
+    if metric is None:
+        norms = jnp.sqrt(squares)
+        keep = norms > group_threshold
+        factor = jnp.where(keep, 1 - group_threshold / jnp.where(keep, norms, 1), 0)
+        return z * factor
+    # (D = 0, a coordinate without any gradient under eps = 0, gives tau / D huge and x_i ~ 0.)
+    metric = jnp.maximum(metric, jnp.finfo(z.dtype).tiny)
+    weighted = metric * z
+    keep = (jnp.sum(weighted * weighted, axis=axes, keepdims=True) > group_threshold**2) & (
+        group_threshold > 0
+    )
+    c = jnp.where(group_threshold > 0, group_threshold, 1) / metric
+    safe_squares = jnp.where(keep, squares, 1)
+    s = jnp.sqrt(safe_squares) - jnp.sum(z * z * c, axis=axes, keepdims=True) / safe_squares
+    s = jnp.maximum(s, 0)
+    z_kept = jnp.where(keep, z, 1)  # finite Newton steps on the zeroed groups (s unused there)
+    for _ in range(_NEWTON_STEPS):
+        a = s + c
+        q2 = jnp.square(z_kept / a)
+        g = jnp.sum(q2, axis=axes, keepdims=True)
+        slope = jnp.sum(q2 / a, axis=axes, keepdims=True)
+        s = jnp.maximum(s + (jnp.sqrt(g) - 1) * g / slope, 0)
+    shrunk = z * (s / (s + c))
+    return jnp.where(keep, shrunk, jnp.where(group_threshold > 0, 0, z))
 
 
 def _learning_rate_at(learning_rate: Any, count: jax.Array) -> Any:
@@ -210,7 +250,15 @@ def adam_l1(
     \epsilon)`; the proximal step in that same metric has the per-coordinate threshold
     :math:`\eta\lambda / D_i`, which compares each gradient with :math:`\lambda` as the optimality
     condition of the penalized loss does. With ``axis`` the penalty is the group one
-    (:func:`prox_group_l1`), each group with one scalar metric, the mean of :math:`D` over it.
+    (:func:`prox_group_l1`), its prox taken exactly in the metric :math:`D`: a group becomes
+    zero iff :math:`\|D_g \odot z_g\| \le \eta\lambda\sqrt{|g|}` (for a zero group, iff
+    :math:`\|\hat m_g\| \le \lambda\sqrt{|g|}`, the optimality condition), and the others
+    shrink coordinate-wise, :math:`z_i s / (s + \eta\lambda\sqrt{|g|} / D_i)`, with the scalar
+    :math:`s` found by a few Newton steps (see ``_group_prox``). This rule replaced one scalar
+    metric per group (the mean of :math:`D`), which keeps a closed form but is not the prox in
+    :math:`D`: in ``benchmarks/group_prox_study.py`` (the textbook model, 3 seeds) the exact rule
+    gave 0.07-0.38 point more test accuracy in each of the 13 runs where both rules kept
+    3 inputs.
 
     Args:
         learning_rate: a number >= 0 or an optax schedule.

@@ -45,6 +45,7 @@ except ModuleNotFoundError as error:  # Keras fell back on TensorFlow, which is 
         "`import keras`), or install TensorFlow."
     ) from error
 
+import numpy as np
 from keras import ops
 
 from .report import SparsityReport, sparsity_report
@@ -56,6 +57,9 @@ __all__ = ["L1", "GroupL1", "ProximalL1", "sparsity"]
 _BLOCK = 4096
 _LOW_PRECISION = ("float16", "bfloat16")
 _METRICS = ("optimizer", "plain")
+# Newton steps of the group prox in the optimizer's metric (from its lower-bound start, the relative
+# error of the group norm is below 1e-6 after 5, even with D spread over six decades in a group).
+_NEWTON_STEPS = 5
 
 
 def _invalid(name: str, expected: str, value: object) -> str:
@@ -136,8 +140,7 @@ class _ProximalRegularizer(keras.regularizers.Regularizer):
         """The proximal step of ``threshold / l1 * penalty`` on ``x`` (threshold = lr * l1).
 
         ``metric`` (a tensor like ``x``, or None for the identity) is the diagonal metric ``D`` of
-        an adaptive optimizer: the prox minimises ``||w - x||_D^2 / (2 lr) + penalty(w)`` (for a
-        group penalty, with ``D`` replaced by its mean over each group).
+        an adaptive optimizer: the prox minimises ``||w - x||_D^2 / (2 lr) + penalty(w)``.
         """
         raise NotImplementedError
 
@@ -236,17 +239,36 @@ class GroupL1(_ProximalRegularizer):
     def prox(self, x: Any, threshold: Any, metric: Any = None) -> Any:
         axes = self._axes(tuple(x.shape))
         scale = math.sqrt(math.prod(x.shape[a] for a in axes))
-        norms = ops.sqrt(self._squared_norms(x, axes))
-        group_threshold = ops.cast(threshold * scale, norms.dtype)
-        if metric is not None:
-            # A block prox in a diagonal metric has no closed form: each group takes one scalar
-            # metric, the mean of D over the group (as l1reg.torch.ProximalL1).
-            group_threshold = group_threshold / ops.cast(
-                ops.mean(metric, axis=axes, keepdims=True), norms.dtype
-            )
-        keep = norms > group_threshold
-        factor = ops.where(keep, 1 - group_threshold / ops.where(keep, norms, 1), 0)
-        return x * ops.cast(factor, x.dtype)
+        squares = self._squared_norms(x, axes)
+        group_threshold = ops.cast(threshold * scale, squares.dtype)
+        if metric is None:
+            norms = ops.sqrt(squares)
+            keep = norms > group_threshold
+            factor = ops.where(keep, 1 - group_threshold / ops.where(keep, norms, 1), 0)
+            return x * ops.cast(factor, x.dtype)
+        # The exact prox in the metric diag(D) (see ProximalL1): zero iff ||D z|| <= tau, else
+        # x_i = z_i s / (s + tau / D_i) with s = ||x|| found by Newton's method.
+        z = ops.cast(x, squares.dtype)
+        # (D = 0, a coordinate without any gradient under eps = 0, gives tau / D huge and x_i ~ 0.)
+        tiny = float(np.finfo(keras.backend.standardize_dtype(squares.dtype)).tiny)
+        metric = ops.maximum(ops.cast(metric, squares.dtype), tiny)
+        positive = group_threshold > 0
+        weighted = metric * z
+        keep = ops.logical_and(
+            ops.sum(weighted * weighted, axis=axes, keepdims=True) > group_threshold**2, positive
+        )
+        c = ops.where(positive, group_threshold, 1) / metric
+        safe_squares = ops.where(keep, squares, 1)
+        s = ops.sqrt(safe_squares) - ops.sum(z * z * c, axis=axes, keepdims=True) / safe_squares
+        s = ops.maximum(s, 0)
+        for _ in range(_NEWTON_STEPS):
+            a = s + c
+            q2 = ops.square(z / a)
+            g = ops.where(keep, ops.sum(q2, axis=axes, keepdims=True), 1)
+            slope = ops.where(keep, ops.sum(q2 / a, axis=axes, keepdims=True), 1)
+            s = ops.maximum(s + (ops.sqrt(g) - 1) * g / slope, 0)
+        new = ops.where(keep, z * (s / (s + c)), ops.where(positive, 0, z))
+        return ops.cast(new, x.dtype)
 
 
 def _owned_weights(layer: Any) -> list[tuple[Any, _ProximalRegularizer]]:
@@ -306,13 +328,30 @@ class ProximalL1(keras.callbacks.Callback):
     optimizers that scale their step per coordinate: the prox in the optimizer's own metric, with
     :math:`D = \sqrt{\hat v} + \epsilon` for Adam, AdamW and Nadam, :math:`u + \epsilon` for
     Adamax, :math:`\sqrt{a + \epsilon}` for Adagrad and RMSprop (the thresholds of
-    ``l1reg.torch.ProximalL1``). A block prox in a diagonal metric has no closed form, so each group
-    takes one scalar metric, :math:`D_g` = the mean of :math:`D_i` over the group, and its
-    threshold is :math:`lr\,\ell_1\sqrt{|g|} / D_g`. ``metric="plain"`` uses :math:`D = 1` with
-    any optimizer. Measured on the textbook model (``benchmarks/bench_keras.py --compare-metrics``,
+    ``l1reg.torch.ProximalL1``). ``metric="plain"`` uses :math:`D = 1` with any optimizer.
+    Measured on the textbook model (``benchmarks/bench_keras.py --compare-metrics``,
     100 000 samples, 4 epochs of Adam, torch backend), the plain threshold leaves 0 of 640 kernel
     weights at zero, since Adam moves every weight by about ``lr`` per step whatever its gradient,
     and the optimizer's metric 480, at the textbook recipe's accuracy (98.83 % against 98.69 %).
+
+    The group prox in the metric :math:`D` is taken exactly (the same rule in ``l1reg.torch`` and
+    ``l1reg.jax``): with :math:`\tau = lr\,\ell_1\sqrt{|g|}`, each group solves
+    :math:`\min_x \frac12\|x - w_g\|_D^2 + \tau\|x\|_2`, whose solution is 0 iff
+    :math:`\|D_g \odot w_g\| \le \tau` (for a group that was zero before Adam's step, iff
+    :math:`\|\hat m_g\| \le \ell_1\sqrt{|g|}`: the optimality condition of the penalized
+    loss), and otherwise :math:`x_i = w_i\, s / (s + \tau / D_i)`, where :math:`s = \|x\|`
+    is the root of :math:`\sum_i w_i^2 / (s + \tau/D_i)^2 = 1`. The function
+    :math:`(\sum_i w_i^2/(s + \tau/D_i)^2)^{-1/2}` is increasing and concave in :math:`s` (the
+    secular function of trust-region methods), so 5 Newton steps from the lower bound
+    :math:`s_0 = \|w\| - \sum_i w_i^2 (\tau/D_i) / \|w\|^2` (Jensen; exact when :math:`D`
+    is constant on the group, where the rule is block soft-thresholding with threshold
+    :math:`\tau / D`) approach the root from below, to a relative error under 1e-6 even with
+    :math:`D` spread over six decades in one group (on the torch backend's CPU tensors it stops
+    once every step is below 1e-6 of :math:`s`). The former rule, one scalar metric per group
+    (the mean of :math:`D`), kept a closed form but is not the prox in :math:`D`; at the same
+    inputs kept it gave 0.07-0.38 point less accuracy (``benchmarks/group_prox_study.py``, 3
+    seeds), and with ``L1(0.01)`` on the second kernel (``bench_keras.py --group-study``, torch
+    backend, seed 0) 95.2 % against 97.6 % for the exact rule, both keeping the 3 relevant inputs.
 
     The learning rate is the one the optimizer used for the step, schedules included. While this
     callback is attached (from ``on_train_begin`` to ``on_train_end``, or inside ``with``), the
@@ -609,12 +648,14 @@ def _torch_proximal_(
         if isinstance(regularizer, GroupL1):
             axes = regularizer._axes(tuple(w.shape))
             scale = math.sqrt(math.prod(w.shape[a] for a in axes))
-            norms = (w * w).sum(dim=axes, keepdim=True).sqrt_()
+            squares = (w * w).sum(dim=axes, keepdim=True)
             group_threshold = threshold * scale
-            if metric is not None:
-                group_threshold = group_threshold / metric.mean(dim=axes, keepdim=True)
-            keep = norms > group_threshold
-            factor = torch.where(keep, 1 - group_threshold / torch.where(keep, norms, 1), 0)
+            if metric is None:
+                norms = squares.sqrt_()
+                keep = norms > group_threshold
+                factor = torch.where(keep, 1 - group_threshold / torch.where(keep, norms, 1), 0)
+            else:
+                factor = _torch_metric_group_factor(w, squares, metric, group_threshold, axes)
             w = w.mul_(factor) if w is value else w * factor
         else:
             t = threshold if metric is None else threshold / metric
@@ -622,6 +663,39 @@ def _torch_proximal_(
             w = w.sub_(shrink) if w is value else w - shrink
         if w is not value:
             value.copy_(w)
+
+
+def _torch_metric_group_factor(
+    w: Any, squares: Any, metric: Any, group_threshold: Any, axes: tuple[int, ...]
+) -> Any:
+    """``x / z`` of the exact group prox in the metric ``D`` (GroupL1.prox), in torch."""
+    import torch
+
+    if not torch.is_tensor(group_threshold):
+        if group_threshold <= 0:
+            return torch.ones_like(w)
+        group_threshold = torch.tensor(group_threshold, dtype=w.dtype, device=w.device)
+    positive = group_threshold > 0
+    metric = metric.clamp(min=torch.finfo(w.dtype).tiny)  # D = 0: tau / D huge, x_i ~ 0
+    weighted = metric * w
+    keep = ((weighted * weighted).sum(dim=axes, keepdim=True) > group_threshold**2) & positive
+    c = torch.where(positive, group_threshold, 1) / metric
+    safe_squares = torch.where(keep, squares, 1)
+    s = safe_squares.sqrt() - (w * w * c).sum(dim=axes, keepdim=True) / safe_squares
+    s.clamp_(min=0)
+    # Zeroed groups get z = 1: finite Newton steps there, and their s is not used.
+    z = torch.where(keep, w, 1)
+    for _ in range(_NEWTON_STEPS):
+        a = s + c
+        q2 = (z / a).square_()
+        g = q2.sum(dim=axes, keepdim=True)
+        slope = q2.div_(a).sum(dim=axes, keepdim=True)
+        step = g.sqrt().sub_(1).mul_(g).div_(slope)
+        s.add_(step).clamp_(min=0)
+        # On the CPU a converged s (quadratic convergence: what remains is ~ step^2) ends early.
+        if w.device.type == "cpu" and not bool((step.abs() > 1e-6 * s).logical_and_(keep).any()):
+            break
+    return torch.where(keep, s / (s + c), torch.where(positive, 0, 1).to(w.dtype))
 
 
 def _no_grad() -> contextlib.AbstractContextManager[Any]:
