@@ -1,0 +1,21 @@
+"""Scikit-learn estimators with an L1 penalty, solved by :mod:`l1reg.solvers`.
+
+- :class:`Lasso`, :class:`LassoCV`, :func:`lasso_path`;
+- :class:`L1LogisticRegression`, :class:`L1LogisticRegressionCV`, :func:`l1_logistic_path`.
+
+Importing this package imports scikit-learn's base classes; numba is imported by the first fit.
+"""
+
+from .lasso import Lasso, LassoCV, LassoPath, lasso_path
+from .logistic import L1LogisticRegression, L1LogisticRegressionCV, LogisticPath, l1_logistic_path
+
+__all__ = [
+    "L1LogisticRegression",
+    "L1LogisticRegressionCV",
+    "Lasso",
+    "LassoCV",
+    "LassoPath",
+    "LogisticPath",
+    "l1_logistic_path",
+    "lasso_path",
+]

@@ -1,0 +1,482 @@
+r"""The Lasso: ``lasso_path`` does the work, ``Lasso`` and ``LassoCV`` wrap it.
+
+Objective (scikit-learn's scaling, sample weights ``s_i`` normalised to sum to 1):
+
+.. math::
+
+    \min_{w, b}\ \frac{1}{2\sum_i s_i}\sum_i s_i (y_i - x_i^\top w - b)^2 + \alpha \sum_j c_j |w_j|
+
+with ``c_j = 1`` unless per-feature ``weights`` are given (``c_j = 0``: feature ``j`` is not
+penalized). Solved by working-set coordinate descent (:mod:`l1reg.solvers`), stopped when the
+duality gap is below ``tol`` times the objective at ``w = 0``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, check_X_y, validate_data
+
+from ..solvers import QuadraticProblem, SharedGram, quadratic_problem, solve
+from ._base import (
+    DEFAULT_MAX_ITER,
+    alpha_grid,
+    check_penalty_weights,
+    check_sample_weight,
+    linear_predict,
+    one_standard_error_alpha,
+    run_units,
+    warn_not_converged,
+)
+from ._params import (
+    Boolean,
+    CrossValidator,
+    IntOrNone,
+    NoneValue,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    StrOption,
+    VectorLike,
+    check_parameters,
+)
+from ._params import (
+    Callable as CallableConstraint,
+)
+
+__all__ = ["Lasso", "LassoCV", "LassoPath", "lasso_path"]
+
+_X_CHECKS = {
+    "accept_sparse": ("csc", "csr"),
+    "dtype": (np.float64, np.float32),
+    "y_numeric": True,
+}
+
+
+class LassoPath(NamedTuple):
+    """What :func:`lasso_path` returns."""
+
+    alphas: np.ndarray  # (n_alphas,), decreasing
+    coefs: np.ndarray  # (n_features, n_alphas)
+    intercepts: np.ndarray  # (n_alphas,)
+    dual_gaps: np.ndarray  # (n_alphas,), in objective units
+    n_iter: np.ndarray  # (n_alphas,), epochs of coordinate descent
+
+
+def _solve_path(
+    problem: QuadraticProblem,
+    alphas: np.ndarray,
+    *,
+    weights: np.ndarray | None,
+    positive: bool,
+    tol: float,
+    max_iter: int,
+    coef_init: np.ndarray | None = None,
+) -> tuple[LassoPath, list[tuple[float, float, float]]]:
+    """Solve along ``alphas`` (decreasing), each fit warm-started from the previous one.
+
+    The working set of each fit starts from the support of the previous one, so the active set
+    grows along the path. Returns the path and the (alpha, gap, tolerance) of unconverged fits.
+    """
+    n_features = problem.n_features
+    coefs = np.zeros((n_features, alphas.shape[0]), dtype=problem.dtype)
+    intercepts = np.zeros(alphas.shape[0], dtype=problem.dtype)
+    gaps = np.zeros(alphas.shape[0])
+    n_iter = np.zeros(alphas.shape[0], dtype=np.int64)
+    failures = []
+    state = problem.init_state(coef_init)
+    for k, alpha in enumerate(alphas):
+        result = solve(
+            problem,
+            float(alpha),
+            state,
+            weights=weights,
+            positive=positive,
+            tol=tol,
+            max_iter=max_iter,
+        )
+        coefs[:, k] = result.coef
+        intercepts[k] = result.intercept
+        gaps[k] = result.gap
+        n_iter[k] = result.n_iter
+        if not result.converged:
+            failures.append((float(alpha), result.gap, result.tol_abs))
+    return LassoPath(alphas, coefs, intercepts, gaps, n_iter), failures
+
+
+def _warn(owner: str, failures: list[tuple[float, float, float]], max_iter: int) -> None:
+    if failures:
+        alphas, gaps, tols = (list(column) for column in zip(*failures, strict=True))
+        warn_not_converged(owner, alphas, gaps, tols, max_iter, stacklevel=4)
+
+
+def lasso_path(
+    X: Any,
+    y: Any,
+    *,
+    alphas: int | Any = 100,
+    eps: float = 1e-3,
+    fit_intercept: bool = True,
+    sample_weight: Any = None,
+    weights: Any = None,
+    positive: bool = False,
+    tol: float = 1e-4,
+    max_iter: int = DEFAULT_MAX_ITER,
+    coef_init: Any = None,
+    precompute: bool | str = "auto",
+) -> LassoPath:
+    """Lasso solutions along a decreasing grid of ``alpha``, warm-started one from the other.
+
+    Parameters
+    ----------
+    X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
+        Dense (C or F order, float32 or float64) or sparse (CSR or CSC, never densified).
+    y : array-like of shape (n_samples,)
+    alphas : int or array-like, default=100
+        An int gives that many values from ``alpha_max`` (the smallest alpha whose solution is
+        all zeros) down to ``eps * alpha_max``, geometrically; an array is used as given, sorted
+        decreasing.
+    eps : float, default=1e-3
+    fit_intercept : bool, default=True
+        Unlike scikit-learn's ``lasso_path``, which expects centered data, the intercept is
+        fitted by default (as in the estimators).
+    sample_weight, weights, positive, tol, max_iter : as in :class:`Lasso`.
+    coef_init : array of shape (n_features,), optional
+        Starting point of the first fit.
+    precompute : "auto", True or False, default="auto"
+        Solve from the Gram matrix ``X^T X`` (a coordinate step then costs O(n_features), not
+        O(n_samples)); "auto" does so for dense ``X`` with more samples than features.
+
+    Returns
+    -------
+    LassoPath
+        A named tuple ``(alphas, coefs, intercepts, dual_gaps, n_iter)``; ``coefs`` is
+        (n_features, n_alphas).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from l1reg.linear_model import lasso_path
+    >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 0.5]]); y = X @ [1.0, 0.0]
+    >>> path = lasso_path(X, y, alphas=3)
+    >>> path.coefs.shape, bool(np.all(path.coefs[:, 0] == 0))
+    ((2, 3), True)
+    """
+    owner = "lasso_path"
+    check_parameters(_PathParams(alphas, eps, fit_intercept, positive, tol, max_iter, precompute))
+    X, y = check_X_y(X, y, **_X_CHECKS)
+    sw = check_sample_weight(sample_weight, X.shape[0], owner)
+    c = check_penalty_weights(weights, X.shape[1], owner)
+    problem = quadratic_problem(
+        X, y, sample_weight=sw, fit_intercept=fit_intercept, precompute=precompute
+    )
+    grid = alpha_grid(problem.alpha_max(c, positive), alphas, eps)
+    if coef_init is not None:
+        coef_init = np.asarray(coef_init, dtype=np.float64).reshape(X.shape[1])
+    path, failures = _solve_path(
+        problem,
+        grid,
+        weights=c,
+        positive=positive,
+        tol=tol,
+        max_iter=max_iter,
+        coef_init=coef_init,
+    )
+    _warn(owner, failures, max_iter)
+    return path
+
+
+class _PathParams(BaseEstimator):
+    """The checked parameters of :func:`lasso_path` (for its error messages)."""
+
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "alphas": [PositiveInt(), VectorLike(non_negative=True)],
+        "eps": [PositiveFloat()],
+        "fit_intercept": [Boolean()],
+        "positive": [Boolean()],
+        "tol": [NonNegativeFloat()],
+        "max_iter": [PositiveInt()],
+        "precompute": [Boolean(), StrOption("auto")],
+    }
+
+    def __init__(self, alphas, eps, fit_intercept, positive, tol, max_iter, precompute):
+        self.alphas, self.eps, self.fit_intercept = alphas, eps, fit_intercept
+        self.positive, self.tol, self.max_iter = positive, tol, max_iter
+        self.precompute = precompute
+
+
+_PathParams.__name__ = "lasso_path"
+
+
+class _LassoBase(RegressorMixin, BaseEstimator):
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def predict(self, X: Any) -> np.ndarray:
+        """``X @ coef_ + intercept_``."""
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, reset=False, accept_sparse=("csr", "csc"), dtype=(np.float64, np.float32)
+        )
+        return linear_predict(X, self.coef_, self.intercept_)
+
+
+class Lasso(_LassoBase):
+    r"""Linear regression with an L1 penalty: ``1/(2n) ||y - Xw - b||^2 + alpha * ||w||_1``.
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+        Strength of the penalty. ``alpha >= alpha_max = ||X_c^T y_c||_inf / n`` (centered data)
+        gives ``coef_ == 0``.
+    fit_intercept : bool, default=True
+    max_iter : int, default=1000
+        Maximum number of epochs of coordinate descent (passes over the working set).
+    tol : float, default=1e-4
+        Stop when the duality gap is at most ``tol`` times the objective at ``w = 0``;
+        otherwise warn (``ConvergenceWarning``) with the gap reached.
+    warm_start : bool, default=False
+        Start from the previous ``coef_``.
+    positive : bool, default=False
+        Constrain the coefficients to be >= 0.
+    weights : array-like of shape (n_features,), default=None
+        Per-feature penalty weights ``c_j >= 0`` (penalty ``alpha * sum_j c_j |w_j|``); 0 leaves
+        a feature unpenalized.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,), dtype of X
+    intercept_ : float
+    n_iter_ : int
+        Epochs of coordinate descent run.
+    dual_gap_ : float
+        Duality gap at the solution, in objective units (a bound on its distance to the optimum).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from l1reg.linear_model import Lasso
+    >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0]]); y = 2 * X[:, 0] + 1
+    >>> model = Lasso(alpha=0.1).fit(X, y)
+    >>> np.round(model.coef_, 3), round(model.intercept_, 3)
+    (array([1.92, 0.  ]), 1.12)
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "alpha": [NonNegativeFloat()],
+        "fit_intercept": [Boolean()],
+        "max_iter": [PositiveInt()],
+        "tol": [NonNegativeFloat()],
+        "warm_start": [Boolean()],
+        "positive": [Boolean()],
+        "weights": [NoneValue(), VectorLike(non_negative=True)],
+    }
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        *,
+        fit_intercept: bool = True,
+        max_iter: int = DEFAULT_MAX_ITER,
+        tol: float = 1e-4,
+        warm_start: bool = False,
+        positive: bool = False,
+        weights: Any = None,
+    ) -> None:
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.warm_start = warm_start
+        self.positive = positive
+        self.weights = weights
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Lasso:
+        """Fit on ``X`` (dense or sparse) and ``y``; ``sample_weight`` as repeated rows."""
+        check_parameters(self)
+        X, y = validate_data(self, X, y, **_X_CHECKS)
+        owner = type(self).__name__
+        sw = check_sample_weight(sample_weight, X.shape[0], owner)
+        c = check_penalty_weights(self.weights, X.shape[1], owner)
+        coef_init = None
+        if self.warm_start and getattr(self, "coef_", None) is not None:
+            if self.coef_.shape == (X.shape[1],):
+                coef_init = np.asarray(self.coef_, dtype=np.float64)
+        problem = QuadraticProblem(X, y, sample_weight=sw, fit_intercept=self.fit_intercept)
+        state = problem.init_state(coef_init)
+        result = solve(
+            problem,
+            float(self.alpha),
+            state,
+            weights=c,
+            positive=self.positive,
+            tol=self.tol,
+            max_iter=self.max_iter,
+        )
+        if not result.converged:
+            warn_not_converged(
+                owner, [float(self.alpha)], [result.gap], [result.tol_abs], self.max_iter
+            )
+        self.coef_ = result.coef.astype(X.dtype)
+        self.intercept_ = float(result.intercept)
+        self.n_iter_ = int(result.n_iter)
+        self.dual_gap_ = float(result.gap)
+        return self
+
+
+class LassoCV(_LassoBase):
+    """Lasso with ``alpha`` chosen by K-fold cross-validation over a path of alphas.
+
+    Each fold's path is warm-started along the grid and the folds run in parallel threads
+    (``n_jobs``). The path on all the data is computed too (as glmnet's ``cv.glmnet``), and the
+    coefficients at ``alpha_`` are read from it: that fit is warm-started from the previous alpha
+    and solved to the same tolerance, so it is the refit on all data at ``alpha_``.
+
+    Parameters
+    ----------
+    alphas : int or array-like, default=100
+        An int gives a geometric grid of that many values from ``alpha_max`` (computed on all the
+        data) down to ``eps * alpha_max``, as scikit-learn 1.9; an array is used as given.
+    eps : float, default=1e-3
+    cv : int, cross-validation splitter or iterable of (train, test) splits, default=5
+    fit_intercept, positive, weights, tol, max_iter : as in :class:`Lasso`.
+    n_jobs : int, default=None
+        Threads for the folds (None: 1; -1: all cores).
+    callback : callable, default=None
+        Called in this process as ``callback(n_done, n_total)`` each time a fold's path, or the
+        path on all data, is done (``n_total = n_folds + 1``): a progress bar's hook.
+    precompute : "auto", True or False, default="auto"
+        As in :func:`lasso_path`: solve from the Gram matrix (dense ``X``, more samples than
+        features, for "auto").
+
+    Attributes
+    ----------
+    alphas_ : ndarray of shape (n_alphas,), decreasing
+    mse_path_ : ndarray of shape (n_alphas, n_folds)
+        Held-out mean squared error (weighted by ``sample_weight``) of each fold at each alpha.
+    alpha_ : float
+        The alpha of least mean CV error.
+    alpha_1se_ : float
+        The largest alpha whose mean CV error is within one standard error of the least
+        (glmnet's ``lambda.1se``); the standard error is the standard deviation of the errors of
+        the folds at ``alpha_`` over the square root of the number of folds.
+    coef_, intercept_, dual_gap_, n_iter_ : the fit on all data at ``alpha_``.
+    coef_path_ : ndarray of shape (n_features, n_alphas)
+    intercept_path_ : ndarray of shape (n_alphas,)
+        The path on all the data over ``alphas_``.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "alphas": [PositiveInt(), VectorLike(non_negative=True)],
+        "eps": [PositiveFloat()],
+        "cv": [CrossValidator()],
+        "fit_intercept": [Boolean()],
+        "positive": [Boolean()],
+        "weights": [NoneValue(), VectorLike(non_negative=True)],
+        "tol": [NonNegativeFloat()],
+        "max_iter": [PositiveInt()],
+        "n_jobs": [NoneValue(), IntOrNone()],
+        "callback": [NoneValue(), CallableConstraint()],
+        "precompute": [Boolean(), StrOption("auto")],
+    }
+
+    def __init__(
+        self,
+        alphas: int | Any = 100,
+        *,
+        eps: float = 1e-3,
+        cv: Any = 5,
+        fit_intercept: bool = True,
+        positive: bool = False,
+        weights: Any = None,
+        tol: float = 1e-4,
+        max_iter: int = DEFAULT_MAX_ITER,
+        n_jobs: int | None = None,
+        callback: Callable[[int, int], Any] | None = None,
+        precompute: bool | str = "auto",
+    ) -> None:
+        self.alphas = alphas
+        self.eps = eps
+        self.cv = cv
+        self.fit_intercept = fit_intercept
+        self.positive = positive
+        self.weights = weights
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_jobs = n_jobs
+        self.callback = callback
+        self.precompute = precompute
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LassoCV:
+        """Cross-validate the path, then fit on all data; ``sample_weight`` as repeated rows."""
+        check_parameters(self)
+        X, y = validate_data(self, X, y, **_X_CHECKS)
+        owner = type(self).__name__
+        sw = check_sample_weight(sample_weight, X.shape[0], owner)
+        c = check_penalty_weights(self.weights, X.shape[1], owner)
+        y = np.asarray(y, dtype=np.float64)
+        from sklearn.model_selection import check_cv  # lazy: a 70 ms import
+
+        folds = list(check_cv(self.cv).split(X, y))
+        # From a Gram matrix when there are more samples than features: computed once, each
+        # fold's is derived from it (SharedGram) instead of being recomputed.
+        use_gram = not sp.issparse(X) and (
+            self.precompute is True or (self.precompute == "auto" and X.shape[0] > X.shape[1])
+        )
+        if use_gram:
+            shared = SharedGram(X, y, sample_weight=sw, fit_intercept=self.fit_intercept)
+            full = shared.problem()
+        else:
+            full = QuadraticProblem(X, y, sample_weight=sw, fit_intercept=self.fit_intercept)
+        alphas = alpha_grid(full.alpha_max(c, self.positive), self.alphas, self.eps)
+        options = {
+            "weights": c,
+            "positive": self.positive,
+            "tol": self.tol,
+            "max_iter": self.max_iter,
+        }
+
+        def fold_errors(train: np.ndarray, test: np.ndarray):
+            if use_gram:
+                problem = shared.problem(train)
+            else:
+                problem = QuadraticProblem(
+                    X[train],
+                    y[train],
+                    sample_weight=None if sw is None else sw[train],
+                    fit_intercept=self.fit_intercept,
+                )
+            path, failures = _solve_path(problem, alphas, **options)
+            residuals = y[test][:, None] - linear_predict(X[test], path.coefs.T, path.intercepts)
+            weights = None if sw is None else sw[test]
+            if weights is not None and weights.sum() == 0:
+                weights = None
+            return np.average(residuals**2, axis=0, weights=weights), failures
+
+        def full_path():
+            return _solve_path(full, alphas, **options)
+
+        tasks = [lambda tr=tr, te=te: fold_errors(tr, te) for tr, te in folds] + [full_path]
+        results = run_units(tasks, self.n_jobs, self.callback)
+        mse = np.column_stack([errors for errors, _ in results[:-1]])
+        path, full_failures = results[-1]
+        failures = [f for _, fold_failures in results[:-1] for f in fold_failures]
+        _warn(owner, failures + full_failures, self.max_iter)
+        best, one_se = one_standard_error_alpha(alphas, mse)
+        self.alphas_ = alphas
+        self.mse_path_ = mse
+        self.alpha_ = float(alphas[best])
+        self.alpha_1se_ = float(alphas[one_se])
+        self.coef_path_ = path.coefs
+        self.intercept_path_ = path.intercepts.astype(np.float64)
+        self.coef_ = path.coefs[:, best].copy()
+        self.intercept_ = float(path.intercepts[best])
+        self.dual_gap_ = float(path.dual_gaps[best])
+        self.n_iter_ = int(path.n_iter[best])
+        return self

@@ -1,0 +1,466 @@
+r"""L1-penalized logistic regression: ``l1_logistic_path``, ``L1LogisticRegression(CV)``.
+
+Objective for a binary problem (labels mapped to ``y_i`` in {-1, +1}, sample weights ``s_i``):
+
+.. math::
+
+    \min_{w, b}\ \frac{1}{\sum_i s_i}\sum_i s_i \log\big(1 + e^{-y_i (x_i^\top w + b)}\big)
+    + \alpha \sum_j c_j |w_j|
+
+scikit-learn's ``LogisticRegression(penalty='l1', C=C)`` solves the same problem for
+``C = 1 / (n alpha)``. More than two classes are fitted one-vs-rest: one binary problem per class
+(that class against all others), each with the same ``alpha``; ``predict_proba`` normalises the
+per-class probabilities to sum to 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, check_X_y, validate_data
+
+from ..solvers import LogisticProblem, solve
+from ._base import (
+    DEFAULT_MAX_ITER,
+    alpha_grid,
+    check_penalty_weights,
+    check_sample_weight,
+    linear_predict,
+    one_standard_error_alpha,
+    run_units,
+    warn_not_converged,
+)
+from ._params import (
+    Boolean,
+    CrossValidator,
+    IntOrNone,
+    NoneValue,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    VectorLike,
+    check_parameters,
+)
+from ._params import (
+    Callable as CallableConstraint,
+)
+
+__all__ = ["L1LogisticRegression", "L1LogisticRegressionCV", "LogisticPath", "l1_logistic_path"]
+
+_X_CHECKS = {"accept_sparse": ("csc", "csr"), "dtype": (np.float64, np.float32)}
+
+
+class LogisticPath(NamedTuple):
+    """What :func:`l1_logistic_path` returns (one binary problem)."""
+
+    alphas: np.ndarray  # (n_alphas,), decreasing
+    coefs: np.ndarray  # (n_features, n_alphas)
+    intercepts: np.ndarray  # (n_alphas,)
+    dual_gaps: np.ndarray  # (n_alphas,)
+    n_iter: np.ndarray  # (n_alphas,)
+
+
+def _solve_path(problem, alphas, *, weights, positive, tol, max_iter):
+    n_features = problem.n_features
+    coefs = np.zeros((n_features, alphas.shape[0]), dtype=problem.dtype)
+    intercepts = np.zeros(alphas.shape[0])
+    gaps = np.zeros(alphas.shape[0])
+    n_iter = np.zeros(alphas.shape[0], dtype=np.int64)
+    failures = []
+    state = problem.init_state()
+    for k, alpha in enumerate(alphas):
+        result = solve(
+            problem,
+            float(alpha),
+            state,
+            weights=weights,
+            positive=positive,
+            tol=tol,
+            max_iter=max_iter,
+        )
+        coefs[:, k] = result.coef
+        intercepts[k] = result.intercept
+        gaps[k] = result.gap
+        n_iter[k] = result.n_iter
+        if not result.converged:
+            failures.append((float(alpha), result.gap, result.tol_abs))
+    return LogisticPath(alphas, coefs, intercepts, gaps, n_iter), failures
+
+
+def _warn(owner, failures, max_iter):
+    if failures:
+        alphas, gaps, tols = (list(column) for column in zip(*failures, strict=True))
+        warn_not_converged(owner, alphas, gaps, tols, max_iter, stacklevel=4)
+
+
+def _binary_targets(y: np.ndarray, classes: np.ndarray) -> list[np.ndarray]:
+    """One {-1, +1} vector per binary problem: one for two classes, one per class for more."""
+    if classes.shape[0] == 2:
+        return [np.where(y == classes[1], 1.0, -1.0)]
+    return [np.where(y == label, 1.0, -1.0) for label in classes]
+
+
+def _check_classes(y: Any, owner: str) -> tuple[np.ndarray, np.ndarray]:
+    check_classification_targets(y)
+    classes = np.unique(y)
+    if classes.shape[0] < 2:
+        raise ValueError(
+            f"{owner} needs samples of at least two classes in y; got one class: {classes[0]!r}."
+        )
+    return y, classes
+
+
+def l1_logistic_path(
+    X: Any,
+    y: Any,
+    *,
+    alphas: int | Any = 100,
+    eps: float = 1e-2,
+    fit_intercept: bool = True,
+    sample_weight: Any = None,
+    weights: Any = None,
+    positive: bool = False,
+    tol: float = 1e-4,
+    max_iter: int = DEFAULT_MAX_ITER,
+) -> LogisticPath:
+    """Binary L1 logistic regression along a decreasing grid of ``alpha``, warm-started.
+
+    ``y`` has exactly two classes; the larger label (in sorted order) is the positive class.
+    An int ``alphas`` gives a geometric grid from ``alpha_max`` down to ``eps * alpha_max``.
+    Returns ``LogisticPath(alphas, coefs (n_features, n_alphas), intercepts, dual_gaps, n_iter)``.
+    """
+    owner = "l1_logistic_path"
+    X, y = check_X_y(X, y, **_X_CHECKS)
+    _, classes = _check_classes(y, owner)
+    if classes.shape[0] != 2:
+        raise ValueError(
+            f"The 'y' parameter of {owner} must hold two classes. Got {classes.shape[0]} classes."
+        )
+    sw = check_sample_weight(sample_weight, X.shape[0], owner)
+    c = check_penalty_weights(weights, X.shape[1], owner)
+    (target,) = _binary_targets(y, classes)
+    problem = LogisticProblem(X, target, sample_weight=sw, fit_intercept=fit_intercept)
+    grid = alpha_grid(problem.alpha_max(c, positive), alphas, eps)
+    path, failures = _solve_path(
+        problem, grid, weights=c, positive=positive, tol=tol, max_iter=max_iter
+    )
+    _warn(owner, failures, max_iter)
+    return path
+
+
+class _LogisticBase(ClassifierMixin, BaseEstimator):
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """``X @ coef_.T + intercept_``: shape (n_samples,) for two classes, else (n, n_classes)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, **_X_CHECKS)
+        scores = linear_predict(X, self.coef_, self.intercept_)
+        return scores.ravel() if scores.shape[1] == 1 else scores
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (one-vs-rest sigmoids normalised to sum to 1 for > 2 classes)."""
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            positive = _sigmoid(scores)
+            return np.column_stack([1 - positive, positive])
+        probabilities = _sigmoid(scores)
+        total = probabilities.sum(axis=1, keepdims=True)
+        return probabilities / np.where(total > 0, total, 1)
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        return np.log(self.predict_proba(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            return self.classes_[(scores > 0).astype(int)]
+        return self.classes_[np.argmax(scores, axis=1)]
+
+
+def _sigmoid(t: np.ndarray) -> np.ndarray:
+    e = np.exp(-np.abs(t))
+    return np.where(t >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _mean_log_loss(y_pm: np.ndarray, scores: np.ndarray, weights: np.ndarray | None):
+    """Held-out mean log-loss of each column of ``scores`` for one binary problem."""
+    t = -y_pm[:, None] * scores
+    losses = np.maximum(t, 0) + np.log1p(np.exp(-np.abs(t)))
+    return np.average(losses, axis=0, weights=weights)
+
+
+class L1LogisticRegression(_LogisticBase):
+    r"""Logistic regression with an L1 penalty, binary or one-vs-rest.
+
+    Minimises ``1/n sum_i log(1 + exp(-y_i (x_i.w + b))) + alpha * ||w||_1`` (sample weights as
+    repeated rows); scikit-learn's ``LogisticRegression(penalty='l1', C=1/(n*alpha))`` has the
+    same solution. With more than two classes, one such problem per class (one-vs-rest).
+
+    Parameters
+    ----------
+    alpha : float, default=0.01
+    fit_intercept, max_iter, tol, warm_start, positive, weights : as in :class:`Lasso`
+        (``tol`` times the objective at ``w = 0`` with the best intercept bounds the gap).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    coef_ : ndarray of shape (1, n_features) for two classes, else (n_classes, n_features)
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+    n_iter_ : ndarray of shape (1,) or (n_classes,), epochs per binary problem
+    dual_gap_ : ndarray of shape (1,) or (n_classes,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from l1reg.linear_model import L1LogisticRegression
+    >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0]]); y = [0, 0, 1, 1]
+    >>> L1LogisticRegression(alpha=0.05).fit(X, y).predict(X)
+    array([0, 0, 1, 1])
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "alpha": [NonNegativeFloat()],
+        "fit_intercept": [Boolean()],
+        "max_iter": [PositiveInt()],
+        "tol": [NonNegativeFloat()],
+        "warm_start": [Boolean()],
+        "positive": [Boolean()],
+        "weights": [NoneValue(), VectorLike(non_negative=True)],
+    }
+
+    def __init__(
+        self,
+        alpha: float = 0.01,
+        *,
+        fit_intercept: bool = True,
+        max_iter: int = DEFAULT_MAX_ITER,
+        tol: float = 1e-4,
+        warm_start: bool = False,
+        positive: bool = False,
+        weights: Any = None,
+    ) -> None:
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.warm_start = warm_start
+        self.positive = positive
+        self.weights = weights
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> L1LogisticRegression:
+        check_parameters(self)
+        X, y = validate_data(self, X, y, **_X_CHECKS)
+        owner = type(self).__name__
+        y, classes = _check_classes(y, owner)
+        sw = check_sample_weight(sample_weight, X.shape[0], owner)
+        c = check_penalty_weights(self.weights, X.shape[1], owner)
+        targets = _binary_targets(y, classes)
+        warm = (
+            self.warm_start
+            and getattr(self, "coef_", None) is not None
+            and self.coef_.shape == (len(targets), X.shape[1])
+        )
+        coefs = np.zeros((len(targets), X.shape[1]))
+        intercepts = np.zeros(len(targets))
+        n_iter = np.zeros(len(targets), dtype=np.int64)
+        gaps = np.zeros(len(targets))
+        failures = []
+        X_solver = _column_major(X)  # one copy for all the one-vs-rest problems
+        for k, target in enumerate(targets):
+            if self.fit_intercept and sw is not None and not _both_classes(target, sw):
+                raise ValueError(
+                    f"{owner} needs samples of both classes with positive sample_weight; "
+                    f"class {classes[k if len(targets) > 1 else 1]!r} has none."
+                )
+            problem = LogisticProblem(
+                X_solver, target, sample_weight=sw, fit_intercept=self.fit_intercept
+            )
+            if warm:
+                state = problem.init_state(self.coef_[k], self.intercept_[k])
+            else:
+                state = problem.init_state()
+            result = solve(
+                problem,
+                float(self.alpha),
+                state,
+                weights=c,
+                positive=self.positive,
+                tol=self.tol,
+                max_iter=self.max_iter,
+            )
+            coefs[k], intercepts[k] = result.coef, result.intercept
+            n_iter[k], gaps[k] = result.n_iter, result.gap
+            if not result.converged:
+                failures.append((float(self.alpha), result.gap, result.tol_abs))
+        _warn(owner, failures, self.max_iter)
+        self.classes_ = classes
+        self.coef_ = coefs.astype(X.dtype)
+        self.intercept_ = intercepts.astype(X.dtype)
+        self.n_iter_ = n_iter
+        self.dual_gap_ = gaps
+        return self
+
+
+def _column_major(X):
+    """Dense ``X`` in Fortran order (the solver's layout), so that it is copied only once."""
+    return X if sp.issparse(X) else np.asfortranarray(X)
+
+
+def _both_classes(target: np.ndarray, sw: np.ndarray) -> bool:
+    return bool(sw[target > 0].sum() > 0 and sw[target < 0].sum() > 0)
+
+
+class L1LogisticRegressionCV(_LogisticBase):
+    """L1 logistic regression with ``alpha`` chosen by K-fold cross-validation (held-out log-loss).
+
+    For more than two classes, the one-vs-rest problems share one alpha grid (from the largest
+    ``alpha_max`` of the classes) and the CV error is the held-out log-loss summed over the
+    binary problems; probabilities are not renormalised for the CV error. The folds run in
+    parallel threads (``n_jobs``) and the path on all data is computed too.
+
+    Parameters
+    ----------
+    alphas : int or array-like, default=100
+        An int gives a geometric grid from ``alpha_max`` down to ``eps * alpha_max``.
+    eps : float, default=1e-2
+        Smaller than for the Lasso would reach alphas where separable classes push the
+        coefficients towards infinity and the fits slow down for no gain in held-out loss.
+    cv, fit_intercept, positive, weights, tol, max_iter, n_jobs, callback : as in
+        :class:`~l1reg.linear_model.LassoCV`.
+
+    Attributes
+    ----------
+    classes_, alphas_ : ndarrays
+    loss_path_ : ndarray of shape (n_alphas, n_folds)
+        Held-out mean log-loss (weighted by ``sample_weight``).
+    alpha_, alpha_1se_ : float
+    coef_ : ndarray of shape (1 or n_classes, n_features)
+    intercept_ : ndarray of shape (1 or n_classes,)
+    coef_path_ : ndarray of shape (1 or n_classes, n_features, n_alphas)
+    intercept_path_ : ndarray of shape (1 or n_classes, n_alphas)
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "alphas": [PositiveInt(), VectorLike(non_negative=True)],
+        "eps": [PositiveFloat()],
+        "cv": [CrossValidator()],
+        "fit_intercept": [Boolean()],
+        "positive": [Boolean()],
+        "weights": [NoneValue(), VectorLike(non_negative=True)],
+        "tol": [NonNegativeFloat()],
+        "max_iter": [PositiveInt()],
+        "n_jobs": [NoneValue(), IntOrNone()],
+        "callback": [NoneValue(), CallableConstraint()],
+    }
+
+    def __init__(
+        self,
+        alphas: int | Any = 100,
+        *,
+        eps: float = 1e-2,
+        cv: Any = 5,
+        fit_intercept: bool = True,
+        positive: bool = False,
+        weights: Any = None,
+        tol: float = 1e-4,
+        max_iter: int = DEFAULT_MAX_ITER,
+        n_jobs: int | None = None,
+        callback: Callable[[int, int], Any] | None = None,
+    ) -> None:
+        self.alphas = alphas
+        self.eps = eps
+        self.cv = cv
+        self.fit_intercept = fit_intercept
+        self.positive = positive
+        self.weights = weights
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_jobs = n_jobs
+        self.callback = callback
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> L1LogisticRegressionCV:
+        check_parameters(self)
+        X, y = validate_data(self, X, y, **_X_CHECKS)
+        owner = type(self).__name__
+        y, classes = _check_classes(y, owner)
+        sw = check_sample_weight(sample_weight, X.shape[0], owner)
+        c = check_penalty_weights(self.weights, X.shape[1], owner)
+        targets = _binary_targets(y, classes)
+        from sklearn.model_selection import check_cv  # lazy: a 70 ms import
+
+        folds = list(check_cv(self.cv, y, classifier=True).split(X, y))
+        X_solver = _column_major(X)
+        full = [
+            LogisticProblem(X_solver, t, sample_weight=sw, fit_intercept=self.fit_intercept)
+            for t in targets
+        ]
+        alpha_max = max(problem.alpha_max(c, self.positive) for problem in full)
+        alphas = alpha_grid(alpha_max, self.alphas, self.eps)
+        options = {
+            "weights": c,
+            "positive": self.positive,
+            "tol": self.tol,
+            "max_iter": self.max_iter,
+        }
+
+        def fold_loss(train: np.ndarray, test: np.ndarray):
+            total = np.zeros(alphas.shape[0])
+            failures = []
+            w_test = None if sw is None else sw[test]
+            if w_test is not None and w_test.sum() == 0:
+                w_test = None
+            X_train = _column_major(X[train])
+            for target in targets:
+                sw_train = None if sw is None else sw[train]
+                if (sw_train is None and np.unique(target[train]).shape[0] < 2) or (
+                    sw_train is not None and not _both_classes(target[train], sw_train)
+                ):
+                    raise ValueError(
+                        f"{owner}: a training fold holds a single class; use fewer folds "
+                        "(cv) or a stratified splitter."
+                    )
+                problem = LogisticProblem(
+                    X_train,
+                    target[train],
+                    sample_weight=sw_train,
+                    fit_intercept=self.fit_intercept,
+                )
+                path, fold_failures = _solve_path(problem, alphas, **options)
+                failures += fold_failures
+                scores = linear_predict(X[test], path.coefs.T, path.intercepts)
+                total += _mean_log_loss(target[test], scores, w_test)
+            return total, failures
+
+        def full_path():
+            return [_solve_path(problem, alphas, **options) for problem in full]
+
+        tasks = [lambda tr=tr, te=te: fold_loss(tr, te) for tr, te in folds] + [full_path]
+        results = run_units(tasks, self.n_jobs, self.callback)
+        loss = np.column_stack([values for values, _ in results[:-1]])
+        failures = [f for _, fold_failures in results[:-1] for f in fold_failures]
+        paths = results[-1]
+        failures += [f for _, path_failures in paths for f in path_failures]
+        _warn(owner, failures, self.max_iter)
+        best, one_se = one_standard_error_alpha(alphas, loss)
+        self.classes_ = classes
+        self.alphas_ = alphas
+        self.loss_path_ = loss
+        self.alpha_ = float(alphas[best])
+        self.alpha_1se_ = float(alphas[one_se])
+        self.coef_path_ = np.stack([path.coefs for path, _ in paths])
+        self.intercept_path_ = np.stack([path.intercepts for path, _ in paths])
+        self.coef_ = self.coef_path_[:, :, best].copy()
+        self.intercept_ = self.intercept_path_[:, best].astype(X.dtype)
+        self.n_iter_ = np.array([path.n_iter[best] for path, _ in paths])
+        self.dual_gap_ = np.array([path.dual_gaps[best] for path, _ in paths])
+        return self
