@@ -1,0 +1,239 @@
+"""The two plots of ``l1reg fit``: the coefficient path over alpha and the cross-validation curve.
+
+Both functions return a matplotlib ``Figure`` drawn on the Agg canvas, without pyplot and without
+changing the user's backend; :func:`png_bytes` renders one to PNG. matplotlib is imported when a
+function is called, never by ``import l1reg``.
+
+    >>> import numpy as np
+    >>> from l1reg.plotting import plot_cv_error, png_bytes
+    >>> alphas = np.geomspace(1, 1e-3, 20)
+    >>> errors = np.random.default_rng(0).random((20, 5)) + (np.log(alphas)[:, None] + 3) ** 2
+    >>> png_bytes(plot_cv_error(alphas, errors, alpha_min=alphas[13], alpha_1se=alphas[11]))[:4]
+    b'\\x89PNG'
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["plot_coefficient_path", "plot_cv_error", "png_bytes"]
+
+# How many paths get a name at their right end; the others are drawn in grey, unnamed.
+_MAX_LABELLED = 10
+_MIN_COLOR = "black"
+_1SE_COLOR = "0.35"
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _mark_alphas(axes, alpha_min, alpha_1se) -> None:
+    """Vertical lines at the chosen alphas, named in the legend."""
+    if alpha_min is not None:
+        axes.axvline(
+            alpha_min, color=_MIN_COLOR, ls="--", lw=1.2, label=f"alpha_min = {alpha_min:.3g}"
+        )
+    if alpha_1se is not None:
+        axes.axvline(
+            alpha_1se, color=_1SE_COLOR, ls=":", lw=1.5, label=f"alpha_1se = {alpha_1se:.3g}"
+        )
+
+
+def _alpha_axis(axes, alphas: np.ndarray) -> None:
+    # Strong penalty on the left, weak on the right: features enter as one reads left to right.
+    axes.set_xscale("log")
+    axes.set_xlim(alphas.max() * 1.15, alphas.min() / 1.15)
+    axes.set_xlabel("alpha (log scale; penalty decreases to the right)")
+    axes.grid(True, which="major", alpha=0.3)
+
+
+def plot_coefficient_path(
+    alphas: Sequence[float] | np.ndarray,
+    coef_path: np.ndarray,
+    *,
+    feature_names: Sequence[str],
+    alpha_min: float | None = None,
+    alpha_1se: float | None = None,
+    output_names: Sequence[str] | None = None,
+    title: str = "Coefficient path",
+    ylabel: str = "coefficient (standardized features)",
+) -> Figure:
+    """The coefficients over ``alphas``, one line per feature, chosen alphas marked.
+
+    ``coef_path`` is ``(n_features, n_alphas)``, or ``(n_outputs, n_features, n_alphas)`` for a
+    multiclass model, drawn as one panel per output named by ``output_names``. The features kept at
+    ``alpha_min`` (at the smallest alpha without it), the largest ten when there are more, are drawn
+    in colour and named at the right end of their line; the others are grey.
+    """
+    alphas = np.asarray(alphas, dtype=float)
+    paths = np.asarray(coef_path, dtype=float)
+    if paths.ndim == 2:
+        paths = paths[np.newaxis]
+    n_outputs, n_features, n_alphas = paths.shape
+    if n_alphas != alphas.shape[0] or n_features != len(feature_names):
+        raise ValueError(
+            f"coef_path of shape {np.shape(coef_path)} does not match {alphas.shape[0]} alphas "
+            f"and {len(feature_names)} feature names"
+        )
+    names = list(output_names) if output_names is not None else [None] * n_outputs
+    figure = _new_figure(8.0, 3.0 + 2.6 * n_outputs if n_outputs > 1 else 5.0)
+    axes_list = figure.subplots(n_outputs, 1, sharex=True, squeeze=False)[:, 0]
+    palette = _palette()
+    chosen = n_alphas - 1 if alpha_min is None else int(np.argmin(np.abs(alphas - alpha_min)))
+    # One colour per feature in every panel, the largest features first.
+    ranking = np.argsort(-np.abs(paths[:, :, chosen]).max(axis=0), kind="stable")
+    color = {int(j): palette[rank % len(palette)] for rank, j in enumerate(ranking)}
+    for axes, path, name in zip(axes_list, paths, names):
+        # Name the features of the chosen model, the largest first.
+        at_chosen = np.abs(path[:, chosen])
+        order = np.argsort(-at_chosen, kind="stable")
+        labelled = [j for j in order[:_MAX_LABELLED] if at_chosen[j] > 0]
+        for j in range(n_features):
+            if j in labelled:
+                continue
+            axes.plot(alphas, path[j], color="0.75", lw=0.9)
+        for j in labelled:
+            axes.plot(alphas, path[j], color=color[j], lw=1.6)
+        axes.axhline(0.0, color="black", lw=0.6)
+        _mark_alphas(axes, alpha_min, alpha_1se)
+        _alpha_axis(axes, alphas)
+        # Names at the right end of their line, pushed apart where lines end close together.
+        low, high = axes.get_ylim()
+        ends = _spread([path[j, -1] for j in labelled], gap=(high - low) * 0.045)
+        for j, y in zip(labelled, ends):
+            axes.annotate(
+                feature_names[j],
+                xy=(1.0, path[j, -1]),
+                xycoords=("axes fraction", "data"),
+                xytext=(1.01, y),
+                textcoords=("axes fraction", "data"),
+                va="center",
+                fontsize=8,
+                color=color[j],
+                annotation_clip=False,
+            )
+        axes.set_ylabel(ylabel if name is None else f"{ylabel}\nclass {name}")
+        if axes is axes_list[0]:
+            axes.legend(loc="upper left", fontsize=8, framealpha=0.9)
+        if axes is not axes_list[-1]:
+            axes.set_xlabel("")
+    where = "alpha_min" if alpha_min is not None else "the smallest alpha"
+    n_kept = int(np.count_nonzero(np.any(paths[:, :, chosen] != 0, axis=0)))
+    which = f"the largest {_MAX_LABELLED} of the {n_kept}" if n_kept > _MAX_LABELLED else "the"
+    figure.suptitle(
+        f"{title}\nin colour: {which} features kept at {where}; others grey", fontsize=10
+    )
+    return figure
+
+
+def plot_cv_error(
+    alphas: Sequence[float] | np.ndarray,
+    errors: np.ndarray,
+    *,
+    alpha_min: float | None = None,
+    alpha_1se: float | None = None,
+    n_selected: Sequence[int] | None = None,
+    title: str = "Cross-validation error",
+    ylabel: str = "mean squared error",
+) -> Figure:
+    """The mean held-out error over ``alphas`` with one-standard-error bars, chosen alphas marked.
+
+    ``errors`` is ``(n_alphas, n_folds)``, one column per fold (``mse_path_`` or ``loss_path_``).
+    The standard error is the standard deviation over folds divided by sqrt(n_folds); the dotted
+    horizontal line is the minimum plus its standard error, the bound that defines alpha_1se.
+    ``n_selected`` (features kept at each alpha) is written along the top axis.
+    """
+    alphas = np.asarray(alphas, dtype=float)
+    errors = np.asarray(errors, dtype=float)
+    if errors.ndim != 2 or errors.shape[0] != alphas.shape[0]:
+        raise ValueError(f"errors of shape {errors.shape} does not match {alphas.shape[0]} alphas")
+    mean = errors.mean(axis=1)
+    n_folds = errors.shape[1]
+    stderr = errors.std(axis=1, ddof=1) / np.sqrt(n_folds) if n_folds > 1 else np.zeros_like(mean)
+    figure = _new_figure(8.0, 5.0)
+    axes = figure.subplots()
+    axes.errorbar(
+        alphas,
+        mean,
+        yerr=stderr,
+        fmt="o",
+        ms=3,
+        color="0.2",
+        ecolor="0.6",
+        elinewidth=1,
+        capsize=2,
+        label=f"mean over {n_folds} folds ± 1 s.e.",
+    )
+    best = int(np.argmin(mean))
+    axes.axhline(mean[best] + stderr[best], color="0.5", ls=":", lw=1, label="minimum + 1 s.e.")
+    _mark_alphas(axes, alpha_min, alpha_1se)
+    _alpha_axis(axes, alphas)
+    axes.set_ylabel(ylabel)
+    axes.legend(loc="best", fontsize=8, framealpha=0.9)
+    if n_selected is not None:
+        top = axes.secondary_xaxis("top")
+        picks = np.unique(np.linspace(0, len(alphas) - 1, 9).round().astype(int))
+        top.set_xticks(alphas[picks], labels=[str(int(n_selected[i])) for i in picks])
+        top.minorticks_off()
+        top.set_xlabel("features kept", fontsize=9)
+        top.tick_params(labelsize=8)
+    figure.suptitle(title, fontsize=11)
+    return figure
+
+
+def png_bytes(figure: Figure) -> bytes:
+    """The figure rendered as PNG."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _spread(values: list[float], gap: float) -> list[float]:
+    """``values`` moved apart to at least ``gap`` from each other, each as little as possible.
+
+    Close values form a cluster spaced ``gap`` apart around the mean of its members; clusters that
+    then overlap merge, until none do. The order of the values is kept.
+    """
+    order = np.argsort(values, kind="stable")
+    ordered = np.asarray(values, dtype=float)[order]
+    clusters = [[v] for v in ordered]  # members' original values, bottom to top
+
+    def bounds(cluster: list[float]) -> tuple[float, float]:
+        centre = float(np.mean(cluster))
+        half = gap * (len(cluster) - 1) / 2
+        return centre - half, centre + half
+
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(clusters) - 1):
+            if bounds(clusters[i])[1] + gap > bounds(clusters[i + 1])[0]:
+                clusters[i : i + 2] = [clusters[i] + clusters[i + 1]]
+                merged = True
+                break
+    placed = []
+    for cluster in clusters:
+        bottom = bounds(cluster)[0]
+        placed += [bottom + gap * k for k in range(len(cluster))]
+    result = np.empty(len(placed))
+    result[order] = placed
+    return result.tolist()
+
+
+def _palette() -> list[str]:
+    from matplotlib import colormaps
+
+    return [colormaps["tab10"](i) for i in range(10)]
