@@ -28,6 +28,9 @@ _FAST = {"cache": True, "nogil": True, "fastmath": True}
 # more than the column's work on sparse data.
 _INLINE = {"cache": True, "nogil": True, "inline": "always"}
 _INLINE_FAST = {"cache": True, "nogil": True, "fastmath": True, "inline": "always"}
+# Reassociation (vectorised sums) without the no-NaN / no-inf assumptions: these loops compare
+# against infinite sentinels.
+_REASSOC = {"cache": True, "nogil": True, "fastmath": {"reassoc", "contract"}}
 
 ANDERSON_K = 5
 MODEL_EPOCHS = 100  # cap on the coordinate-descent epochs per proximal Newton step
@@ -122,14 +125,14 @@ def quad_correlation(j, X, data, indices, indptr, is_sparse, center, m, qr, r):
     return value
 
 
-@njit(**_JIT)
+@njit(**_REASSOC)
 def quad_correlations(X, data, indices, indptr, is_sparse, center, m, qr, r, features, out):
     for k in range(features.shape[0]):
         j = features[k]
         out[k] = quad_correlation(j, X, data, indices, indptr, is_sparse, center, m, qr, r)
 
 
-@njit(**_JIT)
+@njit(**_REASSOC)
 def quad_residual_norm2(r, qr, offset, qq):
     """``||r_s + offset q||^2``."""
     return dot(r, r) + 2.0 * offset * qr + offset * offset * qq
@@ -205,7 +208,7 @@ def quad_set_coordinate(j, new, X, data, indices, indptr, is_sparse, center, col
         w[j] = new
 
 
-@njit(**_JIT)
+@njit(**_REASSOC)
 def quad_inner(
     X,
     data,
