@@ -29,35 +29,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from bench_jax import init_params, logits, make_data  # the same model and data
 
 import l1reg
 from l1reg.jax import _group_prox  # the library's group prox (exact in the metric)
 
 LR = 1e-3
 EPS = 1e-8
-
-
-def make_data(n_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """10 standard normal inputs; the class (of 3) is decided by inputs 0, 1 and 2 only."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n_samples, 10)).astype("float32")
-    scores = np.stack([x[:, 0] + x[:, 1], x[:, 1] - x[:, 2], x[:, 2] - x[:, 0]], axis=1)
-    return x, np.argmax(scores, axis=1).astype("int32")
-
-
-def init_params(key: jax.Array) -> dict[str, jax.Array]:
-    k1, k2 = jax.random.split(key)
-    init = jax.nn.initializers.glorot_uniform()
-    return {
-        "w1": init(k1, (10, 64)),
-        "b1": jnp.zeros(64),
-        "w2": init(k2, (64, 3)),
-        "b2": jnp.zeros(3),
-    }
-
-
-def logits(params, x):
-    return jax.nn.relu(x @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"]
 
 
 def mean_metric_group_prox(z, threshold, metric):
