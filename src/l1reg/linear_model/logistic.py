@@ -198,6 +198,18 @@ def _mean_log_loss(y_pm: np.ndarray, scores: np.ndarray, weights: np.ndarray | N
     return np.average(losses, axis=0, weights=weights)
 
 
+def _checked_input(estimator, X: Any, y: Any, sample_weight: Any):
+    """Parameters and data checked, before any work: (X, y, classes, one-vs-rest targets, sample
+    weights, penalty weights)."""
+    check_parameters(estimator)
+    X, y = validate_data(estimator, X, y, **_X_CHECKS)
+    owner = type(estimator).__name__
+    y, classes = _check_classes(y, owner)
+    sw = check_sample_weight(sample_weight, X.shape[0], owner)
+    c = check_penalty_weights(estimator.weights, X.shape[1], owner)
+    return X, y, classes, _binary_targets(y, classes), sw, c
+
+
 class L1LogisticRegression(_LogisticBase):
     r"""Logistic regression with an L1 penalty, binary or one-vs-rest.
 
@@ -258,13 +270,8 @@ class L1LogisticRegression(_LogisticBase):
         self.weights = weights
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> L1LogisticRegression:
-        check_parameters(self)
-        X, y = validate_data(self, X, y, **_X_CHECKS)
+        X, y, classes, targets, sw, c = _checked_input(self, X, y, sample_weight)
         owner = type(self).__name__
-        y, classes = _check_classes(y, owner)
-        sw = check_sample_weight(sample_weight, X.shape[0], owner)
-        c = check_penalty_weights(self.weights, X.shape[1], owner)
-        targets = _binary_targets(y, classes)
         warm = (
             self.warm_start
             and getattr(self, "coef_", None) is not None
@@ -389,13 +396,8 @@ class L1LogisticRegressionCV(_LogisticBase):
         self.callback = callback
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> L1LogisticRegressionCV:
-        check_parameters(self)
-        X, y = validate_data(self, X, y, **_X_CHECKS)
+        X, y, classes, targets, sw, c = _checked_input(self, X, y, sample_weight)
         owner = type(self).__name__
-        y, classes = _check_classes(y, owner)
-        sw = check_sample_weight(sample_weight, X.shape[0], owner)
-        c = check_penalty_weights(self.weights, X.shape[1], owner)
-        targets = _binary_targets(y, classes)
         from sklearn.model_selection import check_cv  # lazy: a 70 ms import
 
         folds = list(check_cv(self.cv, y, classifier=True).split(X, y))
