@@ -105,6 +105,14 @@ def test_integers_are_promoted_to_float():
     assert value.dtype == torch.get_default_dtype() and value.item() == 200.0
 
 
+def test_complex_weights_sum_their_moduli_in_the_real_dtype():
+    value = l1_regularization(np.array([3 + 4j, -1j], dtype=np.complex64), lambda_reg=1.0)
+    assert value.dtype == np.float32 and value == 6.0
+    torch = _torch()
+    value = l1_regularization(torch.tensor([3 + 4j, -1j], dtype=torch.complex64), lambda_reg=1.0)
+    assert value.dtype == torch.float32 and value.item() == 6.0
+
+
 def test_inputs_are_not_modified():
     weights = [w.copy() for w in SEED_WEIGHTS]
     l1_regularization(weights, 0.01)

@@ -137,10 +137,13 @@ def accumulation_dtype(xp: Any, dtype: Any) -> Any:
     """The dtype in which values of ``dtype`` are summed.
 
     float16 and bfloat16 are summed in float32 (a bfloat16 running sum stops growing at 256);
-    integers and booleans are promoted to the library's default floating dtype; float32, float64
-    and complex dtypes are summed as they are.
+    integers and booleans are promoted to the library's default floating dtype; complex values,
+    whose moduli are real, are summed in the real dtype of their parts (as in ``l1reg.torch``);
+    float32 and float64 are summed as they are.
     """
-    if xp.isdtype(dtype, ("real floating", "complex floating")):
+    if xp.isdtype(dtype, "complex floating"):
+        return xp.finfo(dtype).dtype
+    if xp.isdtype(dtype, "real floating"):
         if xp.finfo(dtype).bits < 32:
             return xp.float32
         return dtype
