@@ -152,6 +152,24 @@ def test_many_small_and_large_tensors_match_textbook_loop(device):
         assert torch.equal(tensor.grad, torch.sign(tensor.detach()))
 
 
+def test_compiled_cpu_loop_propagates_nan_and_supports_double_backward():
+    # Contiguous float32/float64 CPU tensors of 16384+ values go through the compiled loops.
+    generator = torch.Generator().manual_seed(4)
+    weight = torch.randn(40_000, generator=generator).requires_grad_()
+    weight.data[::7] = 0
+    nan = torch.randn(20_000, dtype=torch.float64)
+    nan[123] = float("nan")
+    assert math.isnan(l1_norm([weight, nan]).item())
+    transposed = torch.randn(300, 200, generator=generator).t()  # not contiguous: eager path
+    assert l1_norm([transposed]).item() == pytest.approx(transposed.abs().sum().item(), rel=1e-6)
+    # create_graph=True: the gradient lam * sign(w) stays differentiable in lam.
+    lam = torch.tensor(0.5, requires_grad=True)
+    (grad,) = torch.autograd.grad(lam * l1_norm([weight]), weight, create_graph=True)
+    assert torch.equal(grad.detach(), 0.5 * torch.sign(weight.detach()))
+    (dlam,) = torch.autograd.grad(grad.sum(), lam)
+    assert dlam.item() == torch.sign(weight.detach()).sum().item()
+
+
 # --------------------------------------------------------------------------- L1Regularizer
 
 

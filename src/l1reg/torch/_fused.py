@@ -12,6 +12,8 @@ backward kernel. Here the whole list is one custom autograd node:
   tensor is gathered (kernel launches cost more there than copies).
 - backward: ``sign(p) * grad`` with two multi-tensor (``torch._foreach_*``) calls per bucket of
   about 1 MiB, so that the multiplication finds the signs still in cache.
+- on the CPU, large contiguous float32/float64 tensors skip both: compiled loops
+  (:mod:`._cpu_kernels`) read each one once through a zero-copy NumPy view, forward and backward.
 
 ``sum`` is used, never ``torch.norm(p, 1)`` / ``linalg.vector_norm``: on the CPU those keep one
 float32 running sum per thread and stop growing at 2**24, while ``sum`` reduces pairwise (cascade)
@@ -128,6 +130,8 @@ def _sum_abs_same_device(tensors: Sequence[torch.Tensor], dtype: torch.dtype) ->
     for tensor in tensors:
         total += tensor.numel()
     partials: list[torch.Tensor] = []
+    compiled = 0.0  # the sum of the tensors that the compiled loop reads
+    compiled_any = False
     size = min(capacity, max(total, 1))
     gather = _Gather(
         _scratch(device, dtype, min(size, _CPU_SMALL * 4) if on_cpu else size, 0), partials
@@ -140,6 +144,10 @@ def _sum_abs_same_device(tensors: Sequence[torch.Tensor], dtype: torch.dtype) ->
         if tensor.is_complex():  # |z| has another dtype than z: no buffer of z's dtype fits
             partials.append(tensor.abs().sum(dtype=dtype))
             continue
+        if write is not None and n >= small and _viewable(tensor):
+            compiled += _kernels().sum_abs(_numpy_view(tensor))
+            compiled_any = True
+            continue
         flat = tensor if tensor.dim() == 1 else tensor.reshape(-1)
         if write is not None and n >= small:
             write.add(flat)
@@ -151,11 +159,37 @@ def _sum_abs_same_device(tensors: Sequence[torch.Tensor], dtype: torch.dtype) ->
     gather.flush()
     if write is not None:
         write.flush()
+    if compiled_any:
+        partials.append(torch.tensor(compiled, dtype=dtype))
     if not partials:
         return torch.zeros((), device=device, dtype=dtype)
     if len(partials) == 1:
         return partials[0]
     return torch.stack(partials).sum()
+
+
+_COMPILED_DTYPES = (torch.float32, torch.float64)
+
+
+def _viewable(tensor: torch.Tensor) -> bool:
+    """True for a CPU tensor that the compiled loops can read through a NumPy view."""
+    return (
+        tensor.dtype in _COMPILED_DTYPES
+        and type(tensor) in _PLAIN_TYPES
+        and tensor.device.type == "cpu"
+        and tensor.is_contiguous()
+    )
+
+
+def _numpy_view(tensor: torch.Tensor):
+    return tensor.detach().view(-1).numpy()
+
+
+def _kernels():
+    """The compiled loops, imported on first use (numba's import costs a quarter of a second)."""
+    from . import _cpu_kernels
+
+    return _cpu_kernels
 
 
 def _sum_abs(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
@@ -195,9 +229,23 @@ class _L1Norm(torch.autograd.Function):
         tensors = ctx.saved_tensors
         grads: list[torch.Tensor | None] = [None] * len(tensors)
         real, complex_ = [], []
+        # The compiled loop gives a gradient that does not depend on grad_output through
+        # autograd: not for double backward (create_graph=True runs this with grad mode on).
+        compiled = (
+            grad_output.device.type == "cpu"
+            and grad_output.numel() == 1
+            and not torch.is_grad_enabled()
+        )
+        scale = float(grad_output) if compiled else 0.0
         for i, needs in enumerate(ctx.needs_input_grad[1:]):
-            if needs:
-                (complex_ if tensors[i].is_complex() else real).append(i)
+            if not needs:
+                continue
+            tensor = tensors[i]
+            if compiled and tensor.numel() >= _CPU_SMALL and _viewable(tensor):
+                grads[i] = grad = torch.empty_like(tensor, memory_format=torch.contiguous_format)
+                _kernels().sign_times(_numpy_view(tensor), scale, _numpy_view(grad))
+            else:
+                (complex_ if tensor.is_complex() else real).append(i)
         # d|p|/dp = sign(p), and sign(0) = 0: the minimum-norm subgradient at zero. The tensors
         # go in buckets of about a cache's size, so that the multiplication finds the signs
         # still in cache.
