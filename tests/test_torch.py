@@ -170,6 +170,30 @@ def test_compiled_cpu_loop_propagates_nan_and_supports_double_backward():
     assert dlam.item() == torch.sign(weight.detach()).sum().item()
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_compiled_loops_split_over_threads(threads):
+    from l1reg.torch import _cpu_kernels
+
+    rng = np.random.default_rng(5)
+    sizes = [1_500_000, 7, 0, 400_001, 1 << 20]  # 2.9 M values: above the one-thread limit
+    arrays = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    arrays[0][::3] = 0
+    shares = _cpu_kernels._shares(arrays, threads)
+    assert len(shares) == threads
+    covered = [np.zeros(a.size, bool) for a in arrays]
+    for share in shares:
+        for i, part in share:
+            assert not covered[i][part].any()
+            covered[i][part] = True
+    assert all(c.all() for c in covered)
+    reference = sum(np.abs(a.astype(np.float64)).sum() for a in arrays)
+    assert _cpu_kernels.sum_abs_all(arrays, threads) == pytest.approx(reference, rel=1e-7)
+    outs = [np.full_like(a, np.nan) for a in arrays]
+    _cpu_kernels.sign_times_all(arrays, -0.25, outs, threads)
+    for array, out in zip(arrays, outs):
+        np.testing.assert_array_equal(out, -0.25 * np.sign(array))
+
+
 # --------------------------------------------------------------------------- L1Regularizer
 
 

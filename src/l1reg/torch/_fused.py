@@ -130,8 +130,7 @@ def _sum_abs_same_device(tensors: Sequence[torch.Tensor], dtype: torch.dtype) ->
     for tensor in tensors:
         total += tensor.numel()
     partials: list[torch.Tensor] = []
-    compiled = 0.0  # the sum of the tensors that the compiled loop reads
-    compiled_any = False
+    compiled: list = []  # NumPy views of the tensors that the compiled loop reads
     size = min(capacity, max(total, 1))
     gather = _Gather(
         _scratch(device, dtype, min(size, _CPU_SMALL * 4) if on_cpu else size, 0), partials
@@ -145,8 +144,7 @@ def _sum_abs_same_device(tensors: Sequence[torch.Tensor], dtype: torch.dtype) ->
             partials.append(tensor.abs().sum(dtype=dtype))
             continue
         if write is not None and n >= small and _viewable(tensor):
-            compiled += _kernels().sum_abs(_numpy_view(tensor))
-            compiled_any = True
+            compiled.append(_numpy_view(tensor))
             continue
         flat = tensor if tensor.dim() == 1 else tensor.reshape(-1)
         if write is not None and n >= small:
@@ -159,8 +157,9 @@ def _sum_abs_same_device(tensors: Sequence[torch.Tensor], dtype: torch.dtype) ->
     gather.flush()
     if write is not None:
         write.flush()
-    if compiled_any:
-        partials.append(torch.tensor(compiled, dtype=dtype))
+    if compiled:
+        value = _kernels().sum_abs_all(compiled, torch.get_num_threads())
+        partials.append(torch.tensor(value, dtype=dtype))
     if not partials:
         return torch.zeros((), device=device, dtype=dtype)
     if len(partials) == 1:
@@ -236,16 +235,20 @@ class _L1Norm(torch.autograd.Function):
             and grad_output.numel() == 1
             and not torch.is_grad_enabled()
         )
-        scale = float(grad_output) if compiled else 0.0
+        views, outs = [], []
         for i, needs in enumerate(ctx.needs_input_grad[1:]):
             if not needs:
                 continue
             tensor = tensors[i]
             if compiled and tensor.numel() >= _CPU_SMALL and _viewable(tensor):
                 grads[i] = grad = torch.empty_like(tensor, memory_format=torch.contiguous_format)
-                _kernels().sign_times(_numpy_view(tensor), scale, _numpy_view(grad))
+                views.append(_numpy_view(tensor))
+                outs.append(_numpy_view(grad))
             else:
                 (complex_ if tensor.is_complex() else real).append(i)
+        if views:
+            scale = float(grad_output)
+            _kernels().sign_times_all(views, scale, outs, torch.get_num_threads())
         # d|p|/dp = sign(p), and sign(0) = 0: the minimum-norm subgradient at zero. The tensors
         # go in buckets of about a cache's size, so that the multiplication finds the signs
         # still in cache.
