@@ -552,8 +552,8 @@ def test_prune_gives_the_same_outputs(device):
     pruned = result.module
     x = torch.randn(50, 10, device=device)
     torch.testing.assert_close(pruned(x), model(x), rtol=1e-5, atol=1e-6)
-    assert isinstance(pruned[0], SelectInputs)
-    linears = [m for m in pruned if isinstance(m, nn.Linear)]
+    assert isinstance(pruned[0][0], SelectInputs)  # the first layer selects its inputs
+    linears = [m for m in pruned.modules() if isinstance(m, nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(8, 11), (11, 7), (7, 3)]
     assert result.parameters_after == sum(p.numel() for p in pruned.parameters())
     assert result.parameters_after < result.parameters_before
@@ -572,6 +572,54 @@ def test_prune_conv_channels(device):
     x = torch.randn(2, 3, 9, 9, device=device)
     torch.testing.assert_close(result.module(x), model(x), rtol=1e-5, atol=1e-6)
     assert result.module[0].out_channels == 5
+
+
+class _Residual(nn.Module):
+    """A module of one's own: functional activations, a skip, a shared layer, conv then flatten."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv1d(2, 6, 3, padding=1)
+        self.conv2 = nn.Conv1d(6, 4, 3, padding=1)
+        self.inp = nn.Linear(16, 12)
+        self.hidden = nn.Linear(12, 12)
+        self.out = nn.Linear(12, 3)
+        self.shared = nn.Linear(3, 3)
+
+    def forward(self, x):
+        h = nn.functional.relu(self.inp(x[:, 8:]))  # the input reaches inp through a slice
+        z = self.conv2(torch.tanh(self.conv1(x[:, :8].reshape(-1, 2, 4)))).flatten(1)
+        h = self.hidden(nn.functional.dropout(h, 0.2, self.training)).relu()
+        y = self.out(h) + z[:, :3] + h[:, :3]  # hidden's units are read twice: none are dropped
+        return self.shared(self.shared(y))
+
+
+def test_prune_follows_the_data_flow_of_any_module(device):
+    torch.manual_seed(3)
+    model = _Residual().to(device)
+    with torch.no_grad():
+        model.conv1.weight[[0, 4]] = 0  # two channels whose incoming weights are zero ...
+        model.conv1.bias[[0, 4]] = 0.0  # ... and whose constant output is 0: removable
+        model.conv2.weight[:, 5] = 0  # one channel nobody listens to
+        model.inp.weight[:, [1, 2, 3]] = 0  # a slice feeds inp: its inputs are not the model's
+        model.inp.weight[[0, 7]] = 0  # two units with a constant output, folded into the bias
+        model.hidden.weight[[4, 5]] = 0  # but hidden's output has two readers: kept
+        model.shared.weight[:, 1] = 0  # called twice: left alone
+    result = prune(model.train())
+    pruned = result.module
+    assert isinstance(pruned, _Residual) and pruned.training
+    x = torch.randn(20, 24, device=device)
+    torch.testing.assert_close(pruned.eval()(x), model.eval()(x), rtol=1e-5, atol=1e-6)
+    assert (pruned.conv1.out_channels, pruned.conv2.in_channels) == (3, 3)
+    assert (pruned.inp.out_features, pruned.hidden.in_features) == (10, 10)
+    assert pruned.inp.in_features == 16  # not fed by the model's input alone
+    assert pruned.hidden.out_features == 12 and pruned.out.in_features == 12
+    assert pruned.shared.weight.shape == (3, 3)
+    assert (
+        result.parameters_after
+        == result.parameters_before - (3 * 2 * 3 + 3) - 3 * 4 * 3 - (2 * 16 + 2) - 2 * 12
+    )
+    assert model.conv1.out_channels == 6  # the original is untouched
 
 
 # ----------------------------------------------------------------------- the textbook experiment
@@ -665,5 +713,18 @@ def test_errors_at_construction():
         ProximalL1(torch.optim.SGD(model.parameters(), lr=0.1), 0.01)
     with pytest.raises(ValueError, match=r"'metric' parameter of ProximalL1 .* Got 'adam'"):
         ProximalL1(torch.optim.SGD(model.parameters(), lr=0.1), reg, metric="adam")
-    with pytest.raises(TypeError, match=r"'module' parameter of prune"):
-        prune(nn.Linear(2, 2))
+    with pytest.raises(TypeError, match=r"'module' parameter of prune .* Got 'model'"):
+        prune("model")
+    with pytest.raises(ValueError, match=r"'module' parameter of prune .* called once"):
+        prune(nn.Linear(2, 2))  # traced as the function it calls: no layer to prune
+
+    class DataDependent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.layer(x) if x.sum() > 0 else x
+
+    with pytest.raises(TypeError, match=r"'module' parameter of prune .* torch.fx can trace"):
+        prune(DataDependent())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import itertools
 import statistics
 import time
 from dataclasses import dataclass
@@ -195,83 +194,171 @@ def _time_forward(module: nn.Module, example: torch.Tensor, repeats: int = 30) -
     return statistics.median(times)
 
 
-@torch.no_grad()
-def prune(module: nn.Module, example_input: torch.Tensor | None = None) -> PruneResult:
-    """A smaller copy of ``module`` with its removed inputs and neurons physically dropped.
+# Functions and tensor methods that act on each value alone (extra arguments must not be tensors).
+_ELEMENTWISE_FUNCTIONS = {
+    torch.relu,
+    torch.tanh,
+    torch.sigmoid,
+    nn.functional.relu,
+    nn.functional.relu6,
+    nn.functional.leaky_relu,
+    nn.functional.elu,
+    nn.functional.selu,
+    nn.functional.celu,
+    nn.functional.gelu,
+    nn.functional.silu,
+    nn.functional.mish,
+    nn.functional.softplus,
+    nn.functional.softsign,
+    nn.functional.hardtanh,
+    nn.functional.hardswish,
+    nn.functional.hardsigmoid,
+    nn.functional.tanh,
+    nn.functional.sigmoid,
+    nn.functional.dropout,
+}
+_ELEMENTWISE_METHODS = {"relu", "tanh", "sigmoid"}
 
-    ``module`` must be an ``nn.Sequential`` of Linear / Conv1d-3d layers (``groups=1``) separated
-    by element-wise modules (activations, dropout). Removed are: input features whose weights in
-    the first layer are all zero (a :class:`SelectInputs` in front keeps the input shape), hidden
-    units whose outgoing weights are all zero, and hidden units whose incoming weights are all zero
-    (their constant output is folded into the next layer's bias; for Conv layers only when that
-    constant is 0, since padding makes a constant channel's effect position-dependent). The result
-    gives the same outputs as ``module`` (in eval mode) to float rounding. With ``example_input``,
-    the inference time of both is measured (median of 30 runs) and the speed-up reported.
 
-    ``module`` is not modified.
-    """
-    if not isinstance(module, nn.Sequential):
+def _module_at(root: nn.Module, path: str) -> nn.Module:
+    return root.get_submodule(path)
+
+
+def _set_module(root: nn.Module, path: str, new: nn.Module) -> None:
+    parent, _, name = path.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, name, new)
+
+
+def _has_tensor(values: object, excluded: object) -> bool:
+    flat = values if isinstance(values, (tuple, list)) else (values,)
+    return any(isinstance(v, torch.fx.Node) and v is not excluded for v in flat)
+
+
+def _elementwise_node(node: torch.fx.Node, root: nn.Module) -> bool:
+    """True for a graph node that maps its single tensor argument value by value."""
+    if not node.args or not isinstance(node.args[0], torch.fx.Node):
+        return False
+    source = node.args[0]
+    if _has_tensor(node.args[1:], source) or _has_tensor(tuple(node.kwargs.values()), source):
+        return False
+    if node.op == "call_module":
+        return len(node.args) == 1 and isinstance(_module_at(root, node.target), _ELEMENTWISE)
+    if node.op == "call_function":
+        return node.target in _ELEMENTWISE_FUNCTIONS
+    return node.op == "call_method" and node.target in _ELEMENTWISE_METHODS
+
+
+def _apply_chain(chain: list[torch.fx.Node], root: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run the element-wise nodes ``chain`` on ``x`` as in eval mode (``root`` in eval mode)."""
+    for node in chain:
+        if node.op == "call_module":
+            x = _module_at(root, node.target)(x)
+        elif node.target is nn.functional.dropout:
+            continue  # its training flag was frozen at trace time; in inference it is the identity
+        elif node.op == "call_function":
+            x = node.target(x, *node.args[1:], **node.kwargs)
+        else:
+            x = getattr(x, node.target)(*node.args[1:], **node.kwargs)
+    return x
+
+
+class _Tracer(torch.fx.Tracer):
+    # Linear/Conv and the element-wise modules stay single nodes; everything else is traced through
+    # (torch's own modules are leaves already, containers and user modules are not).
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return _weighted(m) or isinstance(m, _ELEMENTWISE) or super().is_leaf_module(m, qualname)
+
+
+def _trace(module: nn.Module) -> torch.fx.Graph:
+    try:
+        return _Tracer().trace(module)
+    except Exception as error:  # torch.fx raises many types on untraceable code
         raise TypeError(
             invalid_parameter(
                 "module",
                 "prune",
-                "a torch.nn.Sequential of Linear/Conv layers and element-wise modules",
+                f"a module that torch.fx can trace ({type(error).__name__}: {error})",
                 module,
             )
-        )
-    layers = list(copy.deepcopy(module))
-    positions = [i for i, layer in enumerate(layers) if _weighted(layer)]
-    if not positions:
+        ) from None
+
+
+def _walk_back(node: torch.fx.Node, root: nn.Module) -> tuple[list[torch.fx.Node], torch.fx.Node]:
+    """The element-wise chain in front of ``node``'s input, and the node that feeds that chain.
+
+    Each node of the chain has ``node``'s chain as its only user, so units dropped at the start
+    of the chain are dropped for everyone who reads it.
+    """
+    chain: list[torch.fx.Node] = []
+    current = node.args[0]
+    while (
+        isinstance(current, torch.fx.Node)
+        and len(current.users) == 1
+        and _elementwise_node(current, root)
+    ):
+        chain.append(current)
+        current = current.args[0]
+    chain.reverse()
+    return chain, current
+
+
+@torch.no_grad()
+def prune(module: nn.Module, example_input: torch.Tensor | None = None) -> PruneResult:
+    """A smaller copy of ``module`` with its removed inputs and neurons physically dropped.
+
+    The data flow is read with ``torch.fx``, so ``module`` may be any traceable module: an
+    ``nn.Sequential`` or a module of your own. Pruned are Linear / Conv1d-3d layers (``groups=1``,
+    each called once):
+
+    - inputs of a layer fed by the model's input (through element-wise operations only) whose
+      weights are all zero: the layer becomes ``Sequential(SelectInputs(kept), smaller layer)``;
+    - hidden units between two such layers of the same kind, joined by element-wise operations
+      (activations, dropout) that nothing else reads: units whose outgoing weights are all zero,
+      and units whose incoming weights are all zero (their constant output is folded into the
+      next layer's bias; for Conv layers only when that constant is 0, since padding makes a
+      constant channel's effect position-dependent).
+
+    The result is a copy of ``module`` (same class, the pruned layers swapped in) that gives the
+    same outputs (in eval mode) to float rounding. With ``example_input``, the inference time of
+    both is measured (median of 30 runs) and the speed-up reported. ``module`` is not modified.
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(invalid_parameter("module", "prune", "a torch.nn.Module", module))
+    graph = _trace(module)
+    calls: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            calls[node.target] = calls.get(node.target, 0) + 1
+    layers = [
+        node
+        for node in graph.nodes
+        if node.op == "call_module"
+        and _weighted(_module_at(module, node.target))
+        and calls[node.target] == 1
+        and len(node.args) == 1
+        and not node.kwargs
+    ]
+    if not layers:
         raise ValueError(
-            invalid_parameter("module", "prune", "a Sequential with a Linear or Conv layer", module)
+            invalid_parameter(
+                "module", "prune", "a module with a Linear or Conv layer called once", module
+            )
         )
-    prefix: list[nn.Module] = []
-    # Inputs of the first layer: drop the all-zero input columns.
-    first = positions[0]
-    if all(isinstance(layer, _ELEMENTWISE) for layer in layers[:first]):
-        weight = layers[first].weight
-        other = tuple(a for a in range(weight.dim()) if a != 1)
-        kept = torch.nonzero((weight != 0).any(dim=other)).flatten()
-        if 0 < kept.numel() < weight.shape[1]:
-            layers[first] = _slice_layer(layers[first], None, kept)
-            dim = -1 if isinstance(layers[first], nn.Linear) else 1
-            prefix.append(SelectInputs(kept.tolist(), dim, device=weight.device))
-    # Hidden units between two consecutive weighted layers.
-    for a, b in itertools.pairwise(positions):
-        between = layers[a + 1 : b]
-        if not all(isinstance(layer, _ELEMENTWISE) for layer in between):
-            continue
-        if isinstance(layers[a], nn.Linear) != isinstance(layers[b], nn.Linear):
-            continue  # a Flatten or reshape lies between; unit indices do not line up
-        first_layer, second_layer = layers[a], layers[b]
-        w_in, w_out = first_layer.weight, second_layer.weight
-        in_other = tuple(range(1, w_in.dim()))
-        out_other = tuple(i for i in range(w_out.dim()) if i != 1)
-        dead_in = ~(w_in != 0).any(dim=in_other)
-        dead_out = ~(w_out != 0).any(dim=out_other)
-        bias = first_layer.bias
-        constant = torch.zeros(w_in.shape[0], dtype=w_in.dtype, device=w_in.device)
-        if bias is not None:
-            constant = bias.detach().clone()
-        chain = nn.Sequential(*between).eval()
-        shape = (1, -1) + (1,) * (w_in.dim() - 2)
-        after = chain(constant.reshape(shape)).reshape(-1)
-        if isinstance(second_layer, nn.Linear):
-            foldable = dead_in & ~dead_out
-        else:
-            foldable = dead_in & (after == 0)
-        removable = dead_out | foldable
-        if not bool(removable.any()) or bool(removable.all()):
-            continue
-        if isinstance(second_layer, nn.Linear) and bool((foldable & (after != 0)).any()):
-            shift = w_out[:, foldable] @ after[foldable]
-            if second_layer.bias is None:
-                second_layer.bias = nn.Parameter(torch.zeros_like(shift))
-            second_layer.bias.add_(shift)
-        kept = torch.nonzero(~removable).flatten()
-        layers[a] = _slice_layer(first_layer, kept, None)
-        layers[b] = _slice_layer(layers[b], None, kept)
-    pruned = nn.Sequential(*prefix, *layers)
+    pruned = copy.deepcopy(module).eval()
+    inputs: list[tuple[str, SelectInputs]] = []
+    by_node = {node: node.target for node in layers}
+    for node in layers:  # in execution order: a layer's inputs are settled before its outputs
+        chain, source = _walk_back(node, module)
+        if source.op == "placeholder":
+            selected = _prune_inputs(_module_at(pruned, node.target))
+            if selected is not None:
+                _set_module(pruned, node.target, selected[0])
+                inputs.append((node.target, selected[1]))
+        elif source in by_node and len(source.users) == 1:
+            _prune_units(pruned, by_node[source], node.target, chain)
+    # Input selection last: a layer may also have lost hidden units on its output side.
+    for path, select in inputs:
+        _set_module(pruned, path, nn.Sequential(select, _module_at(pruned, path)))
     pruned.train(module.training)
     result = PruneResult(pruned, _count(module), _count(pruned))
     if example_input is not None:
@@ -283,3 +370,48 @@ def prune(module: nn.Module, example_input: torch.Tensor | None = None) -> Prune
         module.train(was_training)
         pruned.train(was_training)
     return result
+
+
+def _prune_inputs(layer: nn.Module) -> tuple[nn.Module, SelectInputs] | None:
+    """``layer`` without its all-zero input columns, and the selection to put in front of it."""
+    weight = layer.weight
+    other = tuple(a for a in range(weight.dim()) if a != 1)
+    kept = torch.nonzero((weight != 0).any(dim=other)).flatten()
+    if not 0 < kept.numel() < weight.shape[1]:
+        return None
+    dim = -1 if isinstance(layer, nn.Linear) else 1
+    return _slice_layer(layer, None, kept), SelectInputs(kept.tolist(), dim, device=weight.device)
+
+
+def _prune_units(pruned: nn.Module, first: str, second: str, chain: list[torch.fx.Node]) -> None:
+    """Drop the hidden units between layers ``first`` and ``second`` of ``pruned`` in place."""
+    first_layer, second_layer = _module_at(pruned, first), _module_at(pruned, second)
+    if isinstance(first_layer, nn.Linear) != isinstance(second_layer, nn.Linear):
+        return  # a Flatten or reshape lies between; unit indices do not line up
+    w_in, w_out = first_layer.weight, second_layer.weight
+    if w_in.shape[0] != w_out.shape[1]:
+        return
+    in_other = tuple(range(1, w_in.dim()))
+    out_other = tuple(i for i in range(w_out.dim()) if i != 1)
+    dead_in = ~(w_in != 0).any(dim=in_other)
+    dead_out = ~(w_out != 0).any(dim=out_other)
+    constant = torch.zeros(w_in.shape[0], dtype=w_in.dtype, device=w_in.device)
+    if first_layer.bias is not None:
+        constant = first_layer.bias.detach().clone()
+    shape = (1, -1) + (1,) * (w_in.dim() - 2)
+    after = _apply_chain(chain, pruned, constant.reshape(shape)).reshape(-1)
+    if isinstance(second_layer, nn.Linear):
+        foldable = dead_in & ~dead_out
+    else:
+        foldable = dead_in & (after == 0)
+    removable = dead_out | foldable
+    if not bool(removable.any()) or bool(removable.all()):
+        return
+    if isinstance(second_layer, nn.Linear) and bool((foldable & (after != 0)).any()):
+        shift = w_out[:, foldable] @ after[foldable]
+        if second_layer.bias is None:
+            second_layer.bias = nn.Parameter(torch.zeros_like(shift))
+        second_layer.bias.add_(shift)
+    kept = torch.nonzero(~removable).flatten()
+    _set_module(pruned, first, _slice_layer(first_layer, kept, None))
+    _set_module(pruned, second, _slice_layer(_module_at(pruned, second), None, kept))
