@@ -396,12 +396,11 @@ class ProximalL1(keras.callbacks.Callback):
     ``initial_epoch`` included) :meth:`relax` records the support of every weight this callback
     applies a penalty to (each weight for :class:`L1`, each group for :class:`GroupL1`), and from
     then on each step only projects onto it: what was zero stays exactly zero, the rest follows
-    the optimizer with no shrinkage, and the penalty stays out of the loss. In a custom loop, call
-    ``prox.relax()`` when selection should end::
+    the optimizer with no shrinkage, and the penalty stays out of the loss::
 
         model.fit(x, y, epochs=4, callbacks=[l1reg.keras.ProximalL1(relax_after=2)])
 
-    (On JAX the support enters the jitted step as a constant: ``model.fit`` traces its train step
+    In a custom loop, call ``prox.relax()`` when selection should end. (On JAX the support enters the jitted step as a constant: ``model.fit`` traces its train step
     again at the switch; a jitted loop that calls :meth:`stateless_step` must be traced again
     after :meth:`relax` too.) The support is forgotten when the callback detaches (at the end of
     ``model.fit``, or on leaving ``with``).
