@@ -398,6 +398,12 @@ def adam_l1(
         optimizer, do not chain it after another. Its state is optax's ``ScaleByAdamState``, or
         with ``relax_after`` an :class:`AdamL1State` (that state and the support).
 
+    On the textbook model (``benchmarks/bench_jax.py --relax-study``, seeds 0 and 1),
+    ``adam_l1(axis=1)`` with lambda 0.02 on the first kernel and ``adam_l1`` with 0.01 on the
+    second, both with ``relax_after`` = 2 of 4 epochs, keep exactly the 3 relevant inputs at
+    99.42 % and 99.37 % test accuracy (textbook: 99.22 % and 98.72 %; unrelaxed: 97.53 % and
+    96.27 %).
+
     Example, the relaxed group lasso: select inputs for 2 epochs of 2500 steps, then refit::
 
         tx = l1reg.jax.adam_l1(1e-3, 0.02, axis=1, mask=only_w1, relax_after=2 * 2500)

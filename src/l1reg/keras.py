@@ -400,10 +400,17 @@ class ProximalL1(keras.callbacks.Callback):
 
         model.fit(x, y, epochs=4, callbacks=[l1reg.keras.ProximalL1(relax_after=2)])
 
-    In a custom loop, call ``prox.relax()`` when selection should end. (On JAX the support enters the jitted step as a constant: ``model.fit`` traces its train step
-    again at the switch; a jitted loop that calls :meth:`stateless_step` must be traced again
-    after :meth:`relax` too.) The support is forgotten when the callback detaches (at the end of
-    ``model.fit``, or on leaving ``with``).
+    On the textbook model (``benchmarks/bench_keras.py --relax-study``, seeds 0 and 1, torch and
+    JAX backends), ``GroupL1(0.02)`` with ``L1(0.01)`` on kernel 2 and ``relax_after=2`` of 4
+    epochs keeps exactly the 3 relevant inputs at 99.15-99.45 % test accuracy, against
+    98.54-98.94 % for the textbook ``regularizers.l1(0.01)`` and 96.51-97.15 % for the same
+    penalties without relaxation.
+
+    In a custom loop, call ``prox.relax()`` when selection should end. (On JAX the support enters
+    the jitted step as a constant: ``model.fit`` traces its train step again at the switch; a
+    jitted loop that calls :meth:`stateless_step` must be traced again after :meth:`relax` too.)
+    The support is forgotten when the callback detaches (at the end of ``model.fit``, or on
+    leaving ``with``).
 
     Args:
         model: the model, or None to let ``model.fit`` set it.
