@@ -300,3 +300,160 @@ def test_the_textbook_experiment_with_optax():
     np.testing.assert_array_equal(kept, [0, 1, 2])
     assert accuracy(grouped) >= accuracy(textbook) - 0.01
     assert math.isfinite(accuracy(grouped))
+
+
+# -- the relaxed lasso (relax_after) ------------------------------------------------------------
+
+
+def regression(seed=0, n=512):
+    """Targets from the first 2 of 6 inputs; a kernel that starts dense."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 6)).astype("float32")
+    w_true = np.zeros((6, 3), "float32")
+    w_true[:2] = rng.standard_normal((2, 3))
+    y = x @ w_true + 0.3 * rng.standard_normal((n, 3)).astype("float32")
+    params = {"w": jnp.asarray(rng.standard_normal((6, 3)) * 0.3, jnp.float32), "b": jnp.zeros(3)}
+    return jnp.asarray(x), jnp.asarray(y), params
+
+
+def squared_loss(params, x, y):
+    return 0.5 * jnp.mean(jnp.sum((x @ params["w"] + params["b"] - y) ** 2, axis=1))
+
+
+def train_steps(tx, params, x, y, steps, state=None, loss=squared_loss, first=0):
+    """Mini-batches of 32 in turn from step ``first``; the params and state after each step."""
+    state = tx.init(params) if state is None else state
+    update, grad = jax.jit(tx.update), jax.jit(jax.grad(loss))
+    history = []
+    for i in range(first, first + steps):
+        batch = slice((32 * i) % len(x), (32 * i) % len(x) + 32)
+        updates, state = update(grad(params, x[batch], y[batch]), state, params)
+        params = optax.apply_updates(params, updates)
+        history.append((params, state))
+    return history
+
+
+ONLY_W = {"w": True, "b": False}
+RELAXED = {
+    "prox_l1 after sgd": (
+        lambda k: optax.chain(optax.sgd(0.1), lj.prox_l1(0.1, 0.1, mask=ONLY_W, relax_after=k)),
+        lambda state: state[1].inner_state.support["w"],
+        lambda state: optax.sgd(0.1).init(None),
+    ),
+    "prox_group_l1 after sgd": (
+        lambda k: optax.chain(
+            optax.sgd(0.1), lj.prox_group_l1(0.1, 0.1, axis=1, mask=ONLY_W, relax_after=k)
+        ),
+        lambda state: state[1].inner_state.support["w"],
+        lambda state: optax.sgd(0.1).init(None),
+    ),
+    "adam_l1": (
+        lambda k: lj.adam_l1(0.05, 0.1, mask=ONLY_W, relax_after=k),
+        lambda state: state.support["w"],
+        lambda state: (state.adam, optax.EmptyState()),
+    ),
+    "adam_l1(axis=1)": (
+        lambda k: lj.adam_l1(0.05, 0.1, axis=1, mask=ONLY_W, relax_after=k),
+        lambda state: state.support["w"],
+        lambda state: (state.adam, optax.EmptyState()),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(RELAXED))
+def test_after_relax_after_steps_zeros_stay_zero_and_the_rest_is_the_plain_optimizer(name):
+    make, support_in, reference_state = RELAXED[name]
+    x, y, params = regression()
+    k, more = 20, 20
+    history = train_steps(make(k), params, x, y, k + more)
+    at_switch, switch_state = history[k - 1]
+    support = np.asarray(support_in(switch_state))
+    w = np.asarray(at_switch["w"])
+    # The support in the state is the nonzero pattern left by the last selecting step.
+    np.testing.assert_array_equal(np.broadcast_to(support, w.shape), w != 0)
+    assert 0 < np.sum(w == 0) < w.size  # the test needs both zeros and selected weights
+    frozen = np.asarray(support_in(history[-1][1]))
+    np.testing.assert_array_equal(frozen, support)
+
+    # The reference: the bare optimizer (sgd, or Adam from the same moments) on the masked
+    # problem, the weights outside the support fixed at 0 inside the loss.
+    mask = jnp.asarray(support)
+
+    def masked_loss(params, x, y):
+        return squared_loss({"w": params["w"] * mask, "b": params["b"]}, x, y)
+
+    bare = optax.sgd(0.1) if "sgd" in name else optax.adam(0.05)
+    rest = train_steps(bare, at_switch, x, y, more, reference_state(switch_state), masked_loss, k)
+    expected, relaxed = rest[-1][0], history[-1][0]
+    got = np.asarray(relaxed["w"])
+    np.testing.assert_array_equal(got[~np.broadcast_to(support, w.shape)], 0.0)  # exact zeros
+    np.testing.assert_allclose(got, np.asarray(expected["w"] * mask), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(relaxed["b"], expected["b"], rtol=1e-5, atol=1e-6)
+    # Without relax_after the penalty keeps shrinking: the weights end elsewhere.
+    shrunk = np.asarray(train_steps(make(None), params, x, y, k + more)[-1][0]["w"])
+    assert np.max(np.abs(shrunk - got)) > 1e-2
+
+
+def test_relax_after_zero_keeps_the_initial_zeros_and_never_shrinks():
+    x, y, params = regression(1)
+    params["w"] = params["w"].at[3:].set(0.0)
+    tx = optax.chain(optax.sgd(0.1), lj.prox_l1(10.0, 0.1, mask=ONLY_W, relax_after=0))
+    relaxed = train_steps(tx, params, x, y, 5)[-1][0]
+
+    def masked_loss(params, x, y):
+        return squared_loss({"w": params["w"].at[3:].set(0.0), "b": params["b"]}, x, y)
+
+    plain = train_steps(optax.sgd(0.1), params, x, y, 5, loss=masked_loss)[-1][0]
+    np.testing.assert_array_equal(np.asarray(relaxed["w"][3:]), 0.0)
+    np.testing.assert_allclose(relaxed["w"][:3], plain["w"][:3], rtol=1e-5, atol=1e-7)
+
+
+def test_relax_after_jits_in_a_scan_and_without_a_mask():
+    # relax_after inside lax.scan (a traced count): the switch happens mid-scan.
+    x, y, params = regression(2)
+    tx = optax.chain(optax.sgd(0.1), lj.prox_group_l1(0.2, 0.1, axis=1, relax_after=10))
+    params = {"w": params["w"]}
+
+    def loss(p, xb, yb):
+        return squared_loss({"w": p["w"], "b": 0.0}, xb, yb)
+
+    @jax.jit
+    def run(params, state):
+        def one(carry, batch):
+            params, state = carry
+            updates, state = tx.update(jax.grad(loss)(params, *batch), state, params)
+            return (optax.apply_updates(params, updates), state), None
+
+        xs, ys = x.reshape(16, 32, 6), y.reshape(16, 32, 3)
+        return jax.lax.scan(one, (params, state), (xs, ys))[0]
+
+    expected = train_steps(tx, params, x, y, 16, loss=loss)[-1][0]  # step by step
+    params, state = run(params, tx.init(params))
+    np.testing.assert_allclose(params["w"], expected["w"], rtol=1e-5, atol=1e-7)
+    assert int(state[1].count) == 16
+    assert state[1].support["w"].shape == (6, 1)
+    assert 0 < int(jnp.sum(state[1].support["w"])) < 6
+
+
+@pytest.mark.parametrize("owner", ["prox_l1", "prox_group_l1", "adam_l1"])
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        (-1, ValueError),
+        (float("nan"), TypeError),
+        (2.5, TypeError),
+        ("10", TypeError),
+        (True, TypeError),
+    ],
+)
+def test_bad_relax_after(owner, bad, error):
+    make = {
+        "prox_l1": lambda: lj.prox_l1(0.1, 0.1, relax_after=bad),
+        "prox_group_l1": lambda: lj.prox_group_l1(0.1, 0.1, axis=1, relax_after=bad),
+        "adam_l1": lambda: lj.adam_l1(0.1, 0.1, relax_after=bad),
+    }[owner]
+    with pytest.raises(error) as raised:
+        make()
+    message = str(raised.value)
+    assert f"The 'relax_after' parameter of {owner} must be" in message
+    assert f"Got {bad!r} instead." in message

@@ -550,6 +550,165 @@ def test_stateless_step_in_a_jitted_jax_loop():
     np.testing.assert_array_equal(np.asarray(trainable[1]), np.asarray(stepped[1]))  # the bias
 
 
+# -- the relaxed lasso (relax_after, relax) ------------------------------------------------------
+
+
+class RecordAtEpoch(keras.callbacks.Callback):
+    """The weights and optimizer variables at the start of one epoch (after ProximalL1's turn)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+        self.weights = self.optimizer_variables = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:  # (self.model writes JAX's training state back to the model)
+            self.weights = [to_numpy(v) for v in self.model.trainable_variables]
+            self.optimizer_variables = [to_numpy(v) for v in self.model.optimizer.variables]
+
+
+class Project(keras.constraints.Constraint):
+    """w * mask: with it, Adam alone trains the masked problem."""
+
+    def __init__(self, mask):
+        self.mask = mask
+
+    def __call__(self, w):
+        return w * ops.cast(self.mask, w.dtype)
+
+
+def test_relax_after_in_fit_holds_the_zeros_and_then_trains_as_the_bare_optimizer(tmp_path):
+    x, y = make_data(1024)
+    model = textbook_model(lk.GroupL1(0.02, axis=1), second=lk.L1(0.01))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    prox = lk.ProximalL1(relax_after=2)
+    record = RecordAtEpoch(2)
+    model.fit(x, y, batch_size=32, epochs=4, shuffle=False, verbose=0, callbacks=[prox, record])
+    assert not prox.relaxed  # detached at the end of fit: the support is forgotten
+    kernel_1, _, kernel_2, _ = record.weights
+    rows = np.any(kernel_1 != 0, axis=1)
+    assert 0 < rows.sum() < 10 and 0 < np.sum(kernel_2 == 0) < kernel_2.size
+    final = [to_numpy(v) for v in model.trainable_variables]
+    np.testing.assert_array_equal(final[0][~rows], 0.0)  # removed inputs stay removed
+    np.testing.assert_array_equal(final[2][kernel_2 == 0], 0.0)
+    assert np.all(np.any(final[0][rows] != 0, axis=1))
+
+    # The reference: Adam alone from the same weights and moments on the masked problem (a
+    # constraint projects after each step), no penalty, the same 2 epochs of unshuffled batches.
+    masks = [np.broadcast_to(rows[:, None], kernel_1.shape), kernel_2 != 0]
+    keras.utils.set_random_seed(0)
+    reference = keras.Sequential(
+        [
+            keras.Input((10,)),
+            keras.layers.Dense(64, activation="relu", kernel_constraint=Project(masks[0])),
+            keras.layers.Dense(3, activation="softmax", kernel_constraint=Project(masks[1])),
+        ]
+    )
+    reference.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    reference.optimizer.build(reference.trainable_variables)
+    for variable, value in zip(reference.trainable_variables, record.weights):
+        variable.assign(value)
+    for variable, value in zip(reference.optimizer.variables, record.optimizer_variables):
+        variable.assign(value)
+    reference.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
+    for got, expected in zip(final, reference.trainable_variables):
+        np.testing.assert_allclose(got, to_numpy(expected), rtol=1e-5, atol=1e-6)
+    # Not the prox's result: without relax_after the penalty keeps shrinking.
+    shrunk = textbook_model(lk.GroupL1(0.02, axis=1), second=lk.L1(0.01))
+    shrunk.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    shrunk.fit(x, y, batch_size=32, epochs=4, shuffle=False, verbose=0, callbacks=[lk.ProximalL1()])
+    assert np.abs(final[0]).sum() > 1.05 * np.abs(to_numpy(shrunk.layers[0].kernel)).sum()
+
+    # The model saves and loads as before, its regularizers back in the loss.
+    assert model.layers[0].kernel_regularizer(model.layers[0].kernel) > 0
+    model.save(tmp_path / "relaxed.keras")
+    loaded = keras.saving.load_model(tmp_path / "relaxed.keras")
+    assert loaded.layers[0].kernel_regularizer == lk.GroupL1(0.02, axis=1)
+    np.testing.assert_array_equal(to_numpy(loaded.layers[0].kernel), final[0])
+
+
+@pytest.mark.parametrize("penalty", ["l1", "group"])
+def test_relax_in_a_custom_loop_projects_and_never_shrinks(penalty):
+    regularizer = lk.L1(0.5) if penalty == "l1" else lk.GroupL1(0.5, axis=1)
+    optimizer = keras.optimizers.SGD(0.1)
+    model, kernel = one_layer(regularizer)
+    rng = np.random.default_rng(7)
+    grads = [rng.standard_normal(kernel.shape).astype("float32") * 0.1 for _ in range(6)]
+    with lk.ProximalL1(model, optimizer=optimizer) as prox:
+        optimizer.apply([ops.convert_to_tensor(grads[0])], model.trainable_variables)
+        prox.step()
+        at_switch = to_numpy(model.layers[0].kernel)
+        support = at_switch != 0
+        if penalty == "group":
+            support = np.broadcast_to(np.any(support, axis=1, keepdims=True), support.shape)
+        assert 0 < support.sum() < support.size
+        assert not prox.relaxed
+        prox.relax()
+        assert prox.relaxed
+        expected = at_switch
+        for g in grads[1:]:
+            optimizer.apply([ops.convert_to_tensor(g)], model.trainable_variables)
+            prox.step()
+            expected = np.where(support, expected - 0.1 * g, 0.0)  # SGD on the support alone
+            got = to_numpy(model.layers[0].kernel)
+            np.testing.assert_array_equal(got[~support], 0.0)
+            np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+        prox.relax()  # again: the first support stays
+        np.testing.assert_array_equal(to_numpy(model.layers[0].kernel)[~support], 0.0)
+    assert not prox.relaxed
+
+
+def test_relax_errors():
+    for bad, error in [(-1, ValueError), (float("nan"), TypeError), (2.0, TypeError),
+                       ("2", TypeError), (True, TypeError)]:  # fmt: skip
+        with pytest.raises(error) as raised:
+            lk.ProximalL1(relax_after=bad)
+        expected = (
+            "Invalid value for argument relax_after: expected None or a non-negative int (a "
+            f"number of epochs). Received: relax_after={bad!r}"
+        )
+        assert str(raised.value) == expected
+    assert lk.ProximalL1(relax_after=np.int64(3)).relax_after == 3
+    model, _ = one_layer(lk.L1(0.1))
+    with pytest.raises(ValueError, match="relax needs the callback attached"):
+        lk.ProximalL1(model, optimizer=keras.optimizers.SGD(0.1)).relax()
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="a stateless training loop is a JAX idiom")
+def test_relax_in_a_stateless_jax_loop():
+    import jax
+
+    model, kernel = one_layer(lk.GroupL1(0.5, axis=1))
+    optimizer = keras.optimizers.SGD(0.1)
+    optimizer.build(model.trainable_variables)
+    prox = lk.ProximalL1(model, optimizer=optimizer)
+    grads = [np.full_like(kernel, 0.05), np.full_like(kernel, -0.5)]
+
+    def make_step():  # traced anew after relax(): the support is a constant of the trace
+        @jax.jit
+        def train_step(trainable, optimizer_variables, grads):
+            stepped, optimizer_variables = optimizer.stateless_apply(
+                optimizer_variables, [grads], trainable
+            )
+            return prox.stateless_step(stepped, optimizer_variables), optimizer_variables
+
+        return train_step
+
+    trainable = [v.value for v in model.trainable_variables]
+    optimizer_variables = [v.value for v in optimizer.variables]
+    with prox:
+        trainable, optimizer_variables = make_step()(trainable, optimizer_variables, grads[0])
+        at_switch = np.asarray(trainable[0])
+        zero_rows = ~np.any(at_switch != 0, axis=1)
+        assert 0 < zero_rows.sum() < 3
+        model.layers[0].kernel.assign(trainable[0])
+        prox.relax()
+        trainable, _ = make_step()(trainable, optimizer_variables, grads[1])
+    got = np.asarray(trainable[0])
+    np.testing.assert_array_equal(got[zero_rows], 0.0)
+    np.testing.assert_allclose(got[~zero_rows], at_switch[~zero_rows] + 0.05, rtol=1e-6)
+
+
 # -- import and backends ------------------------------------------------------------------------
 
 

@@ -14,6 +14,11 @@ optimizer, :func:`prox_l1` turns the optimizer's step :math:`w \to z = w + u` in
 whatever its gradient); :func:`adam_l1` is Adam with the prox taken in Adam's own metric, the
 per-coordinate threshold :math:`\eta\lambda / (\sqrt{\hat v_i} + \epsilon)`, which does.
 
+All three take ``relax_after``, the relaxed lasso (Meinshausen 2007; glmnet's ``relax=TRUE``):
+the first ``relax_after`` steps select with the penalty; from then on the support of that last
+step is fixed (its zeros stay exactly zero) and the other weights follow the optimizer alone, with
+no shrinkage.
+
 >>> import jax.numpy as jnp, optax
 >>> import l1reg.jax
 >>> params = {"w": jnp.array([0.5, -0.001, 2.0]), "b": jnp.array([0.001])}
@@ -38,8 +43,9 @@ import optax
 from ._validation import check_non_negative_number, invalid_parameter
 from .prox import soft_threshold
 
-__all__ = ["ProxL1State", "adam_l1", "prox_group_l1", "prox_l1"]
+__all__ = ["AdamL1State", "ProxL1State", "adam_l1", "prox_group_l1", "prox_l1"]
 
+_INT32_MAX = 2**31 - 1
 _NO_PARAMS = (
     "{owner} needs the parameters: call `update(updates, state, params)` with the current params "
     "(the proximal step is taken at params + updates)."
@@ -47,15 +53,45 @@ _NO_PARAMS = (
 
 
 class ProxL1State(NamedTuple):
-    """The state of :func:`prox_l1` and :func:`prox_group_l1`: the number of steps taken."""
+    """The state of :func:`prox_l1` and :func:`prox_group_l1`.
+
+    ``count`` is the number of steps taken (the learning-rate schedule's step). ``support`` is None
+    without ``relax_after``; with it, a pytree like the params of boolean masks, True where a
+    weight (a group, for :func:`prox_group_l1`: its shape has 1 on the group axes) is nonzero after
+    the latest step, and frozen from step ``relax_after`` on.
+    """
 
     count: jax.Array  # int32, the learning-rate schedule's step
+    support: Any = None
+
+
+class AdamL1State(NamedTuple):
+    """The state of :func:`adam_l1` with ``relax_after``: Adam's state and the support.
+
+    ``support`` is as in :class:`ProxL1State` (leaves that ``mask`` leaves out hold a placeholder
+    ``True``). Without ``relax_after``, the state of :func:`adam_l1` is Adam's alone.
+    """
+
+    adam: optax.ScaleByAdamState
+    support: Any
 
 
 def _check_learning_rate(learning_rate: Any, owner: str) -> Any:
     if callable(learning_rate):
         return learning_rate
     return check_non_negative_number(learning_rate, "learning_rate", owner)
+
+
+def _check_relax_after(relax_after: Any, owner: str) -> int | None:
+    """None, or a step count >= 0 (counts beyond int32 are never reached: the count saturates)."""
+    if relax_after is None:
+        return None
+    expected = "None or a non-negative integer (a number of steps)"
+    if isinstance(relax_after, bool) or not isinstance(relax_after, numbers.Integral):
+        raise TypeError(invalid_parameter("relax_after", owner, expected, relax_after))
+    if relax_after < 0:
+        raise ValueError(invalid_parameter("relax_after", owner, expected, relax_after))
+    return min(int(relax_after), _INT32_MAX)
 
 
 def _check_axis(axis: Any, owner: str) -> tuple[int, ...]:
@@ -147,27 +183,86 @@ def _learning_rate_at(learning_rate: Any, count: jax.Array) -> Any:
     return learning_rate(count) if callable(learning_rate) else learning_rate
 
 
+def _elementwise_support(x: jax.Array) -> jax.Array:
+    return x != 0
+
+
+def _group_support(x: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+    """True for the groups of ``x`` with a nonzero weight (shape: 1 on the group axes)."""
+    return jnp.any(x != 0, axis=axes, keepdims=True)
+
+
+def _prox_or_project(
+    relaxed: jax.Array,
+    prox: Callable[[jax.Array], jax.Array],
+    support_of: Callable[[jax.Array], jax.Array],
+    z: jax.Array,
+    support: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """The relaxed lasso on one leaf: ``(new, new support)``.
+
+    While selecting (``relaxed`` False) the prox, and the support it leaves; once relaxed, the
+    projection of the optimizer's point ``z`` onto the frozen support: zeros stay exactly zero,
+    the other weights are not shrunk.
+    """
+
+    def select(z: jax.Array, support: jax.Array) -> tuple[jax.Array, jax.Array]:
+        new = prox(z)
+        return new, support_of(new)
+
+    def refit(z: jax.Array, support: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return jnp.where(support, z, jnp.zeros((), z.dtype)), support
+
+    return jax.lax.cond(relaxed, refit, select, z, support)
+
+
 def _proximal_transformation(
-    prox: Callable[[jax.Array, Any], jax.Array], learning_rate: Any, lambda_reg: float, owner: str
+    prox: Callable[[jax.Array, Any], jax.Array],
+    support_of: Callable[[jax.Array], jax.Array],
+    learning_rate: Any,
+    lambda_reg: float,
+    owner: str,
+    relax_after: int | None = None,
 ) -> optax.GradientTransformation:
     def init_fn(params: Any) -> ProxL1State:
-        del params
-        return ProxL1State(count=jnp.zeros([], jnp.int32))
+        count = jnp.zeros([], jnp.int32)
+        if relax_after is None:
+            return ProxL1State(count=count)
+        # (relax_after=0 keeps the zeros the params start with.)
+        return ProxL1State(count=count, support=jax.tree.map(support_of, params))
 
     def update_fn(updates: Any, state: ProxL1State, params: Any = None) -> tuple[Any, ProxL1State]:
         if params is None:
             raise ValueError(_NO_PARAMS.format(owner=owner))
         threshold = _learning_rate_at(learning_rate, state.count) * lambda_reg
+        count = optax.safe_int32_increment(state.count)
 
-        def leaf(update: jax.Array, param: jax.Array) -> jax.Array:
+        if relax_after is None:
+
+            def leaf(update: jax.Array, param: jax.Array) -> jax.Array:
+                dtype = _compute_dtype(update)
+                p = param.astype(dtype)
+                new = prox(p + update.astype(dtype), jnp.asarray(threshold, dtype))
+                # new - p: optax.apply_updates then gives p + (0 - p) = 0 exactly where new is 0.
+                return (new - p).astype(update.dtype)
+
+            return jax.tree.map(leaf, updates, params), ProxL1State(count=count)
+
+        relaxed = state.count >= relax_after
+
+        def relaxed_leaf(update: jax.Array, param: jax.Array, support: jax.Array) -> Any:
             dtype = _compute_dtype(update)
             p = param.astype(dtype)
-            new = prox(p + update.astype(dtype), jnp.asarray(threshold, dtype))
-            # new - p: optax.apply_updates then gives p + (0 - p) = 0 exactly where new is 0.
-            return (new - p).astype(update.dtype)
+            t = jnp.asarray(threshold, dtype)
+            new, support = _prox_or_project(
+                relaxed, lambda z: prox(z, t), support_of, p + update.astype(dtype), support
+            )
+            return (new - p).astype(update.dtype), support
 
-        new_updates = jax.tree.map(leaf, updates, params)
-        return new_updates, ProxL1State(count=optax.safe_int32_increment(state.count))
+        pairs = jax.tree.map(relaxed_leaf, updates, params, state.support)
+        new_updates = jax.tree.map(lambda _, pair: pair[0], updates, pairs)
+        support = jax.tree.map(lambda _, pair: pair[1], updates, pairs)
+        return new_updates, ProxL1State(count=count, support=support)
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -177,7 +272,11 @@ def _masked(transformation: optax.GradientTransformation, mask: Any) -> Any:
 
 
 def prox_l1(
-    lambda_reg: float, learning_rate: float | Callable[[Any], Any], *, mask: Any = None
+    lambda_reg: float,
+    learning_rate: float | Callable[[Any], Any],
+    *,
+    mask: Any = None,
+    relax_after: int | None = None,
 ) -> optax.GradientTransformation:
     r"""The proximal step of the L1 penalty :math:`\lambda \sum_i |w_i|`, after an optimizer.
 
@@ -192,6 +291,11 @@ def prox_l1(
         learning_rate: the optimizer's learning rate: a number >= 0 or an optax schedule.
         mask: which leaves are penalized, as in ``optax.masked``: a pytree of bools like the
             params, or a callable from params to one; None penalizes every leaf.
+        relax_after: None, or the number of steps that select (the relaxed lasso): from step
+            ``relax_after + 1`` on, the weights that are exactly zero after step ``relax_after``
+            stay exactly zero and the others take the optimizer's step unshrunk (the prox becomes
+            the projection onto that support). The support lives in the state (see
+            :class:`ProxL1State`); 0 keeps the zeros the params start with.
 
     Returns:
         An ``optax.GradientTransformation`` whose ``update`` needs ``params``; jit-compatible.
@@ -199,10 +303,17 @@ def prox_l1(
     Example::
 
         tx = optax.chain(optax.sgd(0.1), l1reg.jax.prox_l1(1e-3, 0.1))
+        # select for 5000 steps, then refit the selected weights without the penalty
+        tx = optax.chain(optax.adam(1e-3), l1reg.jax.prox_l1(1e-3, 1e-3, relax_after=5000))
     """
-    lam = check_non_negative_number(lambda_reg, "lambda_reg", "prox_l1")
-    learning_rate = _check_learning_rate(learning_rate, "prox_l1")
-    return _masked(_proximal_transformation(soft_threshold, learning_rate, lam, "prox_l1"), mask)
+    owner = "prox_l1"
+    lam = check_non_negative_number(lambda_reg, "lambda_reg", owner)
+    learning_rate = _check_learning_rate(learning_rate, owner)
+    relax_after = _check_relax_after(relax_after, owner)
+    transformation = _proximal_transformation(
+        soft_threshold, _elementwise_support, learning_rate, lam, owner, relax_after
+    )
+    return _masked(transformation, mask)
 
 
 def prox_group_l1(
@@ -211,6 +322,7 @@ def prox_group_l1(
     *,
     axis: int | tuple[int, ...],
     mask: Any = None,
+    relax_after: int | None = None,
 ) -> optax.GradientTransformation:
     r"""The proximal step of the group penalty :math:`\lambda \sum_g \sqrt{|g|}\,\|w_g\|_2`.
 
@@ -221,17 +333,25 @@ def prox_group_l1(
     lambda_reg``) becomes zero and the others shrink by ``1 - t sqrt|g| / ||z_g||``.
 
     Args: as :func:`prox_l1`, plus ``axis``, an int or a tuple of ints that every penalized leaf
-    has (leave biases out with ``mask``).
+    has (leave biases out with ``mask``). With ``relax_after`` the support is per group: a group
+    that is zero after step ``relax_after`` stays exactly zero, the others are no longer shrunk.
     """
     owner = "prox_group_l1"
     lam = check_non_negative_number(lambda_reg, "lambda_reg", owner)
     learning_rate = _check_learning_rate(learning_rate, owner)
     axes = _check_axis(axis, owner)
+    relax_after = _check_relax_after(relax_after, owner)
 
     def prox(z: jax.Array, threshold: Any) -> jax.Array:
         return _group_prox(z, threshold, _group_axes(z.shape, axes, owner))
 
-    return _masked(_proximal_transformation(prox, learning_rate, lam, owner), mask)
+    def support_of(x: jax.Array) -> jax.Array:
+        return _group_support(x, _group_axes(x.shape, axes, owner))
+
+    transformation = _proximal_transformation(
+        prox, support_of, learning_rate, lam, owner, relax_after
+    )
+    return _masked(transformation, mask)
 
 
 def adam_l1(
@@ -243,6 +363,7 @@ def adam_l1(
     eps: float = 1e-8,
     axis: int | tuple[int, ...] | None = None,
     mask: Any = None,
+    relax_after: int | None = None,
 ) -> optax.GradientTransformation:
     r"""Adam with the proximal step of the L1 (or group L1) penalty in Adam's own metric.
 
@@ -267,42 +388,92 @@ def adam_l1(
         axis: None for the L1 penalty, or the group axes of :func:`prox_group_l1`.
         mask: which leaves are penalized (a pytree of bools like the params, or a callable from
             params to one); the others follow plain Adam. None penalizes every leaf.
+        relax_after: None, or the number of steps that select (the relaxed lasso, as in
+            :func:`prox_l1`; per group with ``axis``): afterwards the penalized leaves take plain
+            Adam steps projected onto the support left by step ``relax_after`` (its zeros stay
+            exactly zero, nothing is shrunk). Adam's moments carry on across the switch.
 
     Returns:
-        An ``optax.GradientTransformation`` (its state is optax's ``ScaleByAdamState``) whose
-        ``update`` needs ``params``; the complete optimizer, do not chain it after another.
+        An ``optax.GradientTransformation`` whose ``update`` needs ``params``; the complete
+        optimizer, do not chain it after another. Its state is optax's ``ScaleByAdamState``, or
+        with ``relax_after`` an :class:`AdamL1State` (that state and the support).
+
+    On the textbook model (``benchmarks/bench_jax.py --relax-study``, seeds 0 and 1),
+    ``adam_l1(axis=1)`` with lambda 0.02 on the first kernel and ``adam_l1`` with 0.01 on the
+    second, both with ``relax_after`` = 2 of 4 epochs, keep exactly the 3 relevant inputs at
+    99.42 % and 99.37 % test accuracy (textbook: 99.22 % and 98.72 %; unrelaxed: 97.53 % and
+    96.27 %).
+
+    Example, the relaxed group lasso: select inputs for 2 epochs of 2500 steps, then refit::
+
+        tx = l1reg.jax.adam_l1(1e-3, 0.02, axis=1, mask=only_w1, relax_after=2 * 2500)
     """
     owner = "adam_l1"
     learning_rate = _check_learning_rate(learning_rate, owner)
     lam = check_non_negative_number(lambda_reg, "lambda_reg", owner)
     axes = None if axis is None else _check_axis(axis, owner)
+    relax_after = _check_relax_after(relax_after, owner)
     adam = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
+
+    def penalized_leaves(params: Any) -> Any:
+        penalized = jax.tree.map(lambda _: True, params) if mask is None else mask
+        return penalized(params) if callable(penalized) else penalized
+
+    def support_of(x: jax.Array) -> jax.Array:
+        if axes is None:
+            return _elementwise_support(x)
+        return _group_support(x, _group_axes(x.shape, axes, owner))
+
+    def init_fn(params: Any) -> Any:
+        adam_state = adam.init(params)
+        if relax_after is None:
+            return adam_state
+        # (the leaves that mask leaves out hold a placeholder True.)
+        support = jax.tree.map(
+            lambda selected, param: support_of(param) if selected else jnp.ones((), bool),
+            penalized_leaves(params),
+            params,
+        )
+        return AdamL1State(adam=adam_state, support=support)
 
     def update_fn(grads: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
         if params is None:
             raise ValueError(_NO_PARAMS.format(owner=owner))
-        lr = _learning_rate_at(learning_rate, state.count)
-        directions, new_state = adam.update(grads, state, params)
-        correction = 1 - b2 ** new_state.count.astype(jnp.float32)
-        penalized = jax.tree.map(lambda _: True, params) if mask is None else mask
-        if callable(penalized):
-            penalized = penalized(params)
+        adam_state = state if relax_after is None else state.adam
+        lr = _learning_rate_at(learning_rate, adam_state.count)
+        directions, new_adam_state = adam.update(grads, adam_state, params)
+        correction = 1 - b2 ** new_adam_state.count.astype(jnp.float32)
+        penalized = penalized_leaves(params)
+        relaxed = None if relax_after is None else adam_state.count >= relax_after
 
-        def leaf(selected: bool, direction: jax.Array, param: jax.Array, nu: jax.Array) -> Any:
+        def leaf(
+            selected: bool, direction: jax.Array, param: jax.Array, nu: jax.Array, support: Any
+        ) -> Any:
             if not selected:
-                return -lr * direction
+                return -lr * direction, support
             dtype = _compute_dtype(param)
             p = param.astype(dtype)
             z = p - jnp.asarray(lr, dtype) * direction.astype(dtype)
             metric = (jnp.sqrt(nu.astype(dtype) / correction) + eps).astype(dtype)
             threshold = jnp.asarray(lr * lam, dtype)
-            if axes is None:
-                new = soft_threshold(z, threshold / metric)
+
+            def prox(z: jax.Array) -> jax.Array:
+                if axes is None:
+                    return soft_threshold(z, threshold / metric)
+                return _group_prox(z, threshold, _group_axes(z.shape, axes, owner), metric)
+
+            if relaxed is None:
+                new = prox(z)
             else:
-                new = _group_prox(z, threshold, _group_axes(z.shape, axes, owner), metric)
-            return (new - p).astype(param.dtype)
+                new, support = _prox_or_project(relaxed, prox, support_of, z, support)
+            return (new - p).astype(param.dtype), support
 
-        updates = jax.tree.map(leaf, penalized, directions, params, new_state.nu)
-        return updates, new_state
+        supports = params if relax_after is None else state.support  # (unused without relax)
+        pairs = jax.tree.map(leaf, penalized, directions, params, new_adam_state.nu, supports)
+        updates = jax.tree.map(lambda _, pair: pair[0], penalized, pairs)
+        if relax_after is None:
+            return updates, new_adam_state
+        support = jax.tree.map(lambda _, pair: pair[1], penalized, pairs)
+        return updates, AdamL1State(adam=new_adam_state, support=support)
 
-    return optax.GradientTransformation(adam.init, update_fn)
+    return optax.GradientTransformation(init_fn, update_fn)

@@ -8,7 +8,9 @@ TensorFlow; where TensorFlow is not installed this module says so and stops (it 
   that uses them loads back with no ``custom_objects`` once ``l1reg.keras`` is imported).
 - :class:`ProximalL1` is a callback: after each optimizer step it applies the proximal step of
   every :class:`L1` / :class:`GroupL1` on the model's weights, which is what makes exact zeros.
-  While it does, those regularizers leave the loss (prox or loss, never both).
+  While it does, those regularizers leave the loss (prox or loss, never both). With
+  ``relax_after`` it is the relaxed lasso: select for that many epochs, then refit the selected
+  weights without shrinkage, their zeros held at exactly zero.
 - :func:`sparsity` is the per-weight report, the same table as ``l1reg.torch.sparsity``.
 
 Typical use, the textbook model with exact zeros::
@@ -75,6 +77,17 @@ def _check_l1(value: object) -> float:
     if not math.isfinite(as_float) or as_float < 0:
         raise ValueError(_invalid("l1", expected, value))
     return as_float
+
+
+def _check_relax_after(value: object) -> int | None:
+    if value is None:
+        return None
+    expected = "None or a non-negative int (a number of epochs)"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(_invalid("relax_after", expected, value))
+    if value < 0:
+        raise ValueError(_invalid("relax_after", expected, value))
+    return int(value)
 
 
 def _check_axis(axis: object) -> int | tuple[int, ...]:
@@ -377,19 +390,50 @@ class ProximalL1(keras.callbacks.Callback):
     and from a stateless JAX loop, ``prox.stateless_step(trainable_values, optimizer_values)``
     returns the new trainable values (jit-compatible).
 
+    The relaxed lasso (Meinshausen 2007; glmnet's ``relax=TRUE``): a penalty strong enough to
+    select also shrinks the weights it keeps. With ``relax_after=k`` the first ``k`` epochs of
+    ``model.fit`` select as above; at the start of epoch ``k`` (counted as Keras counts them, so
+    ``initial_epoch`` included) :meth:`relax` records the support of every weight this callback
+    applies a penalty to (each weight for :class:`L1`, each group for :class:`GroupL1`), and from
+    then on each step only projects onto it: what was zero stays exactly zero, the rest follows
+    the optimizer with no shrinkage, and the penalty stays out of the loss::
+
+        model.fit(x, y, epochs=4, callbacks=[l1reg.keras.ProximalL1(relax_after=2)])
+
+    On the textbook model (``benchmarks/bench_keras.py --relax-study``, seeds 0 and 1, torch and
+    JAX backends), ``GroupL1(0.02)`` with ``L1(0.01)`` on kernel 2 and ``relax_after=2`` of 4
+    epochs keeps exactly the 3 relevant inputs at 99.15-99.45 % test accuracy, against
+    98.54-98.94 % for the textbook ``regularizers.l1(0.01)`` and 96.51-97.15 % for the same
+    penalties without relaxation.
+
+    In a custom loop, call ``prox.relax()`` when selection should end. (On JAX the support enters
+    the jitted step as a constant: ``model.fit`` traces its train step again at the switch; a
+    jitted loop that calls :meth:`stateless_step` must be traced again after :meth:`relax` too.)
+    The support is forgotten when the callback detaches (at the end of ``model.fit``, or on
+    leaving ``with``).
+
     Args:
         model: the model, or None to let ``model.fit`` set it.
         optimizer: the optimizer whose steps this follows; default ``model.optimizer``.
         metric: ``"optimizer"`` (the optimizer's own metric, as above) or ``"plain"``.
+        relax_after: None (select throughout), or the number of epochs of ``model.fit`` that
+            select before :meth:`relax` (0 keeps the zeros the weights have when training starts).
     """
 
     def __init__(
-        self, model: Any = None, *, optimizer: Any = None, metric: str = "optimizer"
+        self,
+        model: Any = None,
+        *,
+        optimizer: Any = None,
+        metric: str = "optimizer",
+        relax_after: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(metric, str) or metric not in _METRICS:
             raise ValueError(_invalid("metric", "'optimizer' or 'plain'", metric))
         self.metric = metric
+        self.relax_after = _check_relax_after(relax_after)
+        self._support: list[Any] | None = None
         self._optimizer = optimizer
         self._weights: list[tuple[Any, _ProximalRegularizer]] = []
         self._plan: tuple[Any, ...] | None = None
@@ -461,6 +505,7 @@ class ProximalL1(keras.callbacks.Callback):
             regularizer._owners.discard(id(self))
         self._weights = []
         self._plan = None
+        self._support = None
         self._attached = False
         if self._wrapped is not None:
             del self._wrapped.stateless_apply  # the instance attribute; the method shows again
@@ -507,9 +552,53 @@ class ProximalL1(keras.callbacks.Callback):
             self._detach_at_end = False
             self.detach()
 
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        if self.relax_after is not None and epoch >= self.relax_after and self._attached:
+            self.relax()
+
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
         if self._wrapped is None and self._detach_at_end:
             self.step()
+
+    # -- the relaxed lasso -------------------------------------------------------------------
+
+    @property
+    def relaxed(self) -> bool:
+        """True once :meth:`relax` has fixed the support (until the callback detaches)."""
+        return self._support is not None
+
+    def relax(self) -> None:
+        """End selection: fix the current support; later steps project onto it and never shrink.
+
+        The support is the set of nonzero weights (:class:`L1`) or nonzero groups
+        (:class:`GroupL1`) of every weight this callback applies a penalty to. Called again, it
+        does nothing: the support recorded first stays.
+        """
+        if not self._attached:
+            raise ValueError(
+                "ProximalL1.relax needs the callback attached: call it inside "
+                "`with ProximalL1(model) as prox:` (or after prox.attach()), or pass "
+                "relax_after to use it from model.fit."
+            )
+        if self._support is not None:
+            return
+        # On JAX inside model.fit, the variables may lag the training state: write it back first
+        # (as Callback.model does; this runs between steps, never inside the traced one).
+        sync = getattr(self._model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
+        support = []
+        for variable, regularizer in self._weights:
+            value = variable.value
+            nonzero = ops.not_equal(value, ops.zeros((), dtype=value.dtype))
+            if isinstance(regularizer, GroupL1):
+                axes = regularizer._axes(tuple(value.shape))
+                nonzero = ops.any(nonzero, axis=axes, keepdims=True)
+            support.append(nonzero)
+        self._support = support
+        self._plan = None
+        if self._wrapped is not None:  # JAX's model.fit: the step is traced again with it
+            _retrace(self._model)
 
     # -- the proximal step -------------------------------------------------------------------
 
@@ -520,6 +609,8 @@ class ProximalL1(keras.callbacks.Callback):
                 "ProximalL1.step runs after an optimizer step; the optimizer has not taken one "
                 "(it is not built yet)."
             )
+        if self._support is not None:
+            return self._projection_plan(self._support)
         spec = _optimizer_metric(optimizer) if self.metric == "optimizer" else None
         slot_variables = []
         if spec is not None:
@@ -571,6 +662,31 @@ class ProximalL1(keras.callbacks.Callback):
                 return values
 
         return (run, slot_variables, is_schedule)
+
+    def _projection_plan(self, support: list[Any]) -> tuple[Any, ...]:
+        """After :meth:`relax`: the projection onto the support, no shrinkage."""
+
+        def project(values, slots, iterations, learning_rate):
+            return [
+                ops.where(kept, value, ops.zeros_like(value))
+                for value, kept in zip(values, support)
+            ]
+
+        run = project
+        if keras.config.backend() == "jax":
+            import jax
+
+            run = jax.jit(project)  # (the support is a constant of the trace)
+        elif keras.config.backend() == "torch":
+            dropped = [ops.logical_not(kept) for kept in support]
+
+            def run(values, slots, iterations, learning_rate):
+                for value, zero in zip(values, dropped):
+                    value.masked_fill_(zero, 0)
+                return values
+
+        # (no optimizer slots; "is a schedule" skips reading the learning rate)
+        return (run, [], True)
 
     def _new_values(self) -> list[Any]:
         if not self._attached:
