@@ -1,4 +1,4 @@
-r"""Keras 3 adapter of l1reg: L1 regularizers that give exact zeros, on the torch and JAX backends.
+r"""Keras 3 adapter of l1reg: L1 regularizers that give exact zeros, on every Keras backend.
 
 Importing this module imports Keras, which needs a backend. Without ``KERAS_BACKEND`` Keras picks
 TensorFlow; where TensorFlow is not installed this module says so and stops (it never sets
@@ -376,8 +376,8 @@ class ProximalL1(keras.callbacks.Callback):
         model.fit(x, y, epochs=4, callbacks=[l1reg.keras.ProximalL1()])
 
     (on the torch backend the step runs from ``on_train_batch_end``, so ``steps_per_execution``
-    must be 1; on JAX it runs inside the jitted train step, at the end of the optimizer's
-    ``stateless_apply``).
+    must be 1; on JAX and TensorFlow it runs inside the compiled train step, at the end of the
+    optimizer's ``stateless_apply`` / ``apply``).
 
     From a custom training loop (any backend with stateful variables)::
 
@@ -493,8 +493,10 @@ class ProximalL1(keras.callbacks.Callback):
         self._weights = weights
         self._plan = None
         self._attached = True
-        if inside_the_step:
+        if inside_the_step and keras.config.backend() == "jax":
             self._wrap_stateless_apply(optimizer)
+        elif inside_the_step:
+            self._wrap_apply(optimizer)
         _retrace(model)
 
     def detach(self) -> None:
@@ -508,7 +510,8 @@ class ProximalL1(keras.callbacks.Callback):
         self._support = None
         self._attached = False
         if self._wrapped is not None:
-            del self._wrapped.stateless_apply  # the instance attribute; the method shows again
+            optimizer, name = self._wrapped
+            delattr(optimizer, name)  # the instance attribute; the method shows again
             self._wrapped = None
         _retrace(self._model)
 
@@ -530,7 +533,23 @@ class ProximalL1(keras.callbacks.Callback):
             return self.stateless_step(trainable, optimizer_variables), optimizer_variables
 
         optimizer.stateless_apply = stateless_apply
-        self._wrapped = optimizer
+        self._wrapped = (optimizer, "stateless_apply")
+
+    def _wrap_apply(self, optimizer: Any) -> None:
+        """Make ``optimizer.apply`` end with the proximal step (TensorFlow's ``model.fit``).
+
+        The step then becomes part of the compiled train function, as on JAX: run from
+        ``on_train_batch_end`` instead, its eager operations would cost more than the step itself.
+        """
+        original = optimizer.apply
+
+        def apply(grads: Any, trainable_variables: Any = None) -> Any:
+            result = original(grads, trainable_variables)
+            self.step()
+            return result
+
+        optimizer.apply = apply
+        self._wrapped = (optimizer, "apply")
 
     def __enter__(self) -> ProximalL1:
         self.attach()
@@ -542,9 +561,9 @@ class ProximalL1(keras.callbacks.Callback):
     def on_train_begin(self, logs: Any = None) -> None:
         if self._attached:  # inside `with ProximalL1(model)`: the user steps it
             return
-        # On JAX, model.fit runs a jitted stateless step: the prox goes inside it. Elsewhere it
-        # runs after each step, from on_train_batch_end.
-        self._attach(inside_the_step=keras.config.backend() == "jax")
+        # On JAX and TensorFlow, model.fit runs a compiled step: the prox goes inside it. On torch
+        # it runs after each step, from on_train_batch_end (eager torch is fast at this).
+        self._attach(inside_the_step=keras.config.backend() in ("jax", "tensorflow"))
         self._detach_at_end = True
 
     def on_train_end(self, logs: Any = None) -> None:
@@ -597,7 +616,7 @@ class ProximalL1(keras.callbacks.Callback):
             support.append(nonzero)
         self._support = support
         self._plan = None
-        if self._wrapped is not None:  # JAX's model.fit: the step is traced again with it
+        if self._wrapped is not None:  # a compiled model.fit step: traced again with it
             _retrace(self._model)
 
     # -- the proximal step -------------------------------------------------------------------
