@@ -203,3 +203,42 @@ def test_gram_solver_gives_the_same_solution(fit_intercept):
         np.testing.assert_allclose(gram.coef, plain.coef, atol=1e-7)
         assert gram.intercept == pytest.approx(plain.intercept, abs=1e-7)
         assert gram.gap == pytest.approx(plain.gap, abs=1e-10)
+
+
+@pytest.mark.parametrize("problem_class", [QuadraticProblem, GramQuadraticProblem])
+def test_a_warm_start_that_meets_tol_is_still_improved(problem_class):
+    # tol scales with the objective at 0: at a small alpha the previous alpha's solution can
+    # meet it at once; the solver still runs a round (as scikit-learn runs an epoch).
+    X, y, _ = _data("quadratic", n=80, p=40)
+    problem = problem_class(X, y)
+    alpha = 1e-3 * problem.alpha_max()
+    state = problem.init_state()
+    solve(problem, 1.05 * alpha, state, tol=1e-12)
+    start = state["w"].copy()
+    loose = solve(problem, alpha, state, tol=1e-2)
+    assert loose.converged and loose.n_iter > 0
+    precise = solve(problem, alpha, problem.init_state(), tol=1e-13)
+
+    def objective(w):
+        residual = problem.y - problem.y.mean() - (X - X.mean(axis=0)) @ w
+        return 0.5 * np.mean(residual**2) + alpha * np.abs(w).sum()
+
+    assert objective(loose.coef) - objective(precise.coef) < 0.2 * (
+        objective(start) - objective(precise.coef)
+    )
+
+
+def test_positive_from_a_warm_start_with_negative_coefficients():
+    X, y, _ = _data("quadratic")
+    c = np.ones(X.shape[1])
+    c[2] = 0.0  # an unpenalized feature, held at 0 by its bound below
+    problem = QuadraticProblem(X, y)
+    alpha = 0.05 * problem.alpha_max(c)
+    state = problem.init_state()
+    solve(problem, alpha, state, weights=c, tol=1e-12)
+    assert (state["w"] < 0).any()
+    warm = solve(problem, alpha, state, weights=c, positive=True, tol=1e-12)
+    cold = solve(problem, alpha, problem.init_state(), weights=c, positive=True, tol=1e-12)
+    assert warm.converged and cold.converged
+    assert (warm.coef >= 0).all()
+    np.testing.assert_allclose(warm.coef, cold.coef, atol=1e-8)

@@ -152,17 +152,20 @@ def quad_objective(r, qr, qq, center, m, w, lam, features):
 
 
 @njit(**_JIT)
-def unpenalized_excess(lam, curvature, features, corr):
+def unpenalized_excess(lam, curvature, positive, features, corr):
     """``sum_j corr_j^2 / (2 L_j)`` over the unpenalized features (``lam_j = 0``).
 
     The dual constraint of an unpenalized feature is an equality (its gradient is 0), which a
     scaled residual does not meet; this term, the decrease one step along each of them would
-    give, is added to the gap so that the solvers stop only once they are optimal too.
+    give, is added to the gap so that the solvers stop only once they are optimal too. With
+    ``positive`` the constraint is ``corr_j <= 0`` (a coefficient held at 0 by its bound may
+    keep a gradient that points below it; one above 0 with such a gradient is already counted
+    by the gap), so only ``corr_j > 0`` adds.
     """
     total = 0.0
     for k in range(features.shape[0]):
         j = features[k]
-        if lam[j] == 0.0 and curvature[j] > 0.0:
+        if lam[j] == 0.0 and curvature[j] > 0.0 and not (positive and corr[k] < 0.0):
             total += corr[k] * corr[k] / (2.0 * curvature[j])
     return total
 
@@ -194,7 +197,7 @@ def quad_gap(y, r, qr, qq, center, m, w, lam, positive, features, corr, curvatur
     y_r = dot(y, r)
     primal = 0.5 * norm2 + penalty
     gap = 0.5 * norm2 * (1.0 + kappa * kappa) + penalty - kappa * y_r
-    gap += unpenalized_excess(lam, curvature, features, corr)
+    gap += unpenalized_excess(lam, curvature, positive, features, corr)
     return gap, primal, kappa
 
 
@@ -412,7 +415,8 @@ def logistic_gap(y, a, z, w, lam, positive, features, corr, curvature):
         if u < 1.0:
             h += (1.0 - u) * np.log1p(-u)
         dual -= a[i] * h
-    return primal - dual + unpenalized_excess(lam, curvature, features, corr), primal
+    excess = unpenalized_excess(lam, curvature, positive, features, corr)
+    return primal - dual + excess, primal
 
 
 @njit(**_JIT)
@@ -684,7 +688,7 @@ def gram_gap(yy, c, q, w, lam, positive, features, curvature):
             value = corr if positive else abs(corr)
             if value > ratio * lam[j]:
                 ratio = value / lam[j]
-        elif curvature[j] > 0.0:
+        elif curvature[j] > 0.0 and not (positive and corr < 0.0):
             excess += corr * corr / (2.0 * curvature[j])
     kappa = 1.0 if ratio <= 1.0 else 1.0 / ratio
     norm2 = max(yy - 2.0 * c_w + w_q, 0.0)

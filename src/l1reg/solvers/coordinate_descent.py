@@ -4,7 +4,8 @@ The algorithm, for one ``alpha`` (the outer loop is Python, the loops over sampl
 
 1. compute the gradient over every feature still in play, a dual point (the residual scaled into
    the dual constraint set) and the duality gap; stop when the gap is below ``tol`` times the
-   objective at ``w = 0``;
+   objective at ``w = 0``, once at least one round of steps 3-4 has run (a warm start that
+   already meets ``tol`` is still improved: scikit-learn too checks the gap after an epoch);
 2. gap-safe screening: the dual optimum lies in a ball of radius ``sqrt(2 gap / mu)`` around the
    dual point (``mu``: the strong concavity of the dual), so a feature with
    ``|x_j . theta| + radius * ||x_j|| < alpha c_j`` has a zero coefficient at the optimum and leaves
@@ -599,8 +600,9 @@ def solve(
     candidates = problem.features
     w = state["w"]
     # Coefficients of features that carry no information (all-zero or constant columns) are 0.
+    # Negative coefficients of a warm start are not feasible when ``positive``.
     for j in np.flatnonzero(w):
-        if problem.curvature[j] == 0:
+        if problem.curvature[j] == 0 or (positive and w[j] < 0):
             problem.set_zero(state, j)
     curvature = problem.curvature
     epochs = 0
@@ -611,7 +613,11 @@ def solve(
         corr = np.empty(candidates.shape[0])
         problem.correlations(state, candidates, corr)
         gap, kappa = problem.gap(state, lam, positive, candidates, corr)
-        if gap <= tol_abs:
+        # The gap is trusted after one round of coordinate descent, as scikit-learn checks it
+        # after an epoch: on a path, the previous alpha's solution often meets ``tol`` at the
+        # next alpha already (``tol`` scales with the objective at 0, which dwarfs the objective
+        # at small alphas), and returning it unchanged would repeat its error at every step.
+        if gap <= tol_abs and (epochs > 0 or candidates.shape[0] == 0):
             converged = True
             break
         if epochs >= max_iter or candidates.shape[0] == 0:
