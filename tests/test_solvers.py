@@ -242,3 +242,41 @@ def test_positive_from_a_warm_start_with_negative_coefficients():
     assert warm.converged and cold.converged
     assert (warm.coef >= 0).all()
     np.testing.assert_allclose(warm.coef, cold.coef, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_working_set_gram_gives_the_same_solution(monkeypatch, dtype, fit_intercept):
+    # Working sets are solved from the Gram matrix of their columns once that pays (dense X,
+    # large working sets, many epochs); here it is forced on a small problem and compared.
+    X, y, sw = _data("quadratic", n=50, p=120)
+    X = X.astype(dtype)
+    c = np.ones(X.shape[1])
+    c[2] = 0.0  # an unpenalized feature
+    results = []
+    for force in (False, True):
+        if force:
+            monkeypatch.setattr(QuadraticProblem, "_use_gram", lambda self, state, ws: True)
+        problem = QuadraticProblem(X, y, sample_weight=sw, fit_intercept=fit_intercept)
+        state = problem.init_state()
+        for ratio, positive in ((0.1, False), (0.01, False), (0.01, True)):
+            alpha = ratio * problem.alpha_max(c)
+            result = solve(problem, alpha, state, weights=c, positive=positive, tol=1e-12)
+            results.append((result.coef.copy(), result.intercept, result.gap, result.tol_abs))
+        assert ("gram" in state) == force
+    n = len(results) // 2
+    for (coef, intercept, _, _), (coef_g, intercept_g, gap_g, tol_g) in zip(
+        results[:n], results[n:], strict=True
+    ):
+        assert gap_g <= tol_g
+        np.testing.assert_allclose(coef_g, coef, atol=1e-6)
+        assert intercept_g == pytest.approx(intercept, abs=1e-6)
+
+
+def test_a_path_buys_the_gram_matrix_of_its_working_sets():
+    X, y, _ = _data("quadratic", n=100, p=400)
+    problem = QuadraticProblem(X, y)
+    state = problem.init_state()
+    for ratio in np.geomspace(1, 1e-3, 30):
+        assert solve(problem, ratio * problem.alpha_max(), state, tol=1e-8).converged
+    assert state["gram"].size >= np.count_nonzero(state["w"])

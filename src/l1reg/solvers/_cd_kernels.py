@@ -211,6 +211,17 @@ def quad_set_coordinate(j, new, X, data, indices, indptr, is_sparse, center, col
         w[j] = new
 
 
+@njit(**_JIT)
+def quad_set_coordinates(
+    X, data, indices, indptr, is_sparse, center, colq, w, r, qr_box, features, values
+):
+    """``w[features] = values``, with the residual (and ``q^T r_s``) updated."""
+    for k in range(features.shape[0]):
+        quad_set_coordinate(
+            features[k], values[k], X, data, indices, indptr, is_sparse, center, colq, w, r, qr_box
+        )
+
+
 @njit(**_REASSOC)
 def quad_inner(
     X,
@@ -758,6 +769,143 @@ def gram_inner(G, c, yy, w, q, diag, lam, positive, ws, max_epochs, tol_in, use_
                         q[:] = q_try
         if epoch % ANDERSON_K == 0 or epoch == max_epochs:
             gap = gram_gap(yy, c, q, w, lam, positive, ws, diag)[0]
+            if gap <= tol_in:
+                break
+    return epoch, gap
+
+
+# --------------------------------------------------------------------------------------------
+# quadratic datafit on a working set, from the Gram matrix of its columns (dense X, path)
+#
+# Everything is local to the working set: ``G = X_ws^T X_ws``, ``cy = X_ws^T y``, and the loop
+# keeps ``g = X_ws^T r``, ``rr = ||r||^2`` and ``yr = y^T r`` up to date (a step of ``delta``
+# on coordinate k: ``g -= delta G[:, k]``, ``rr += delta^2 G_kk - 2 delta g_k``,
+# ``yr -= delta cy_k``). An epoch costs O(|ws|) per coefficient that moves, not O(n_samples)
+# per coefficient; the caller moves ``r`` once at the end.
+
+
+@njit(**_REASSOC)
+def gram_extend(X, y, order, start, stop, gram, cy):
+    """Fill rows and columns ``start:stop`` of ``gram = X_o^T X_o`` and of ``cy = X_o^T y``.
+
+    ``o = order``; the block ``start x start`` is already there. Dense ``X`` (Fortran order).
+    """
+    n = X.shape[0]
+    for a in range(start, stop):
+        j = order[a]
+        for b in range(a + 1):
+            i = order[b]
+            total = 0.0
+            for t in range(n):
+                total += np.float64(X[t, i]) * np.float64(X[t, j])
+            gram[a, b] = total
+            gram[b, a] = total
+        total = 0.0
+        for t in range(n):
+            total += np.float64(X[t, j]) * y[t]
+        cy[a] = total
+
+
+@njit(**_JIT)
+def gather_block(G, idx, out):
+    """``out = G[idx][:, idx]`` (``G`` symmetric, Fortran order: its columns are read)."""
+    m = idx.shape[0]
+    for a in range(m):
+        col = idx[a]
+        for b in range(m):
+            out[a, b] = G[idx[b], col]
+
+
+@njit(**_JIT)
+def local_gap(g, rr, yr, w, lam, diag, positive):
+    """Duality gap (times n) of the working-set problem, as ``quad_gap``."""
+    ratio = 0.0
+    penalty = 0.0
+    excess = 0.0
+    for k in range(w.shape[0]):
+        penalty += lam[k] * abs(w[k])
+        if lam[k] > 0.0:
+            c = g[k] if positive else abs(g[k])
+            if c > ratio * lam[k]:
+                ratio = c / lam[k]
+        elif diag[k] > 0.0 and not (positive and g[k] < 0.0):
+            excess += g[k] * g[k] / (2.0 * diag[k])
+    kappa = 1.0 if ratio <= 1.0 else 1.0 / ratio
+    return 0.5 * rr * (1.0 + kappa * kappa) + penalty - kappa * yr + excess
+
+
+@njit(**_FAST)
+def local_axpy(G, k, scale, g):
+    """``g += scale * G[:, k]``, read as the row ``G[k]`` (``G`` symmetric, C order)."""
+    for i in range(g.shape[0]):
+        g[i] += scale * G[k, i]
+
+
+@njit(**_JIT)
+def local_gram_inner(G, cy, w, g, rr, yr, lam, positive, max_epochs, tol_in, use_anderson):
+    """Coordinate descent on the working set from its Gram matrix; as ``quad_inner`` otherwise.
+
+    ``w`` and ``g`` (local to the working set) are updated in place. Returns (epochs, gap).
+    """
+    m = w.shape[0]
+    diag = np.empty(m)
+    for k in range(m):
+        diag[k] = G[k, k]
+    buffer = np.empty((ANDERSON_K + 1, m))
+    n_stored = 0
+    w_try = np.empty(m)
+    g_try = np.empty(m)
+    gap = np.inf
+    epoch = 0
+    while epoch < max_epochs:
+        epoch += 1
+        for k in range(m):
+            if diag[k] <= 0.0:
+                continue
+            new = soft_threshold(w[k] + g[k] / diag[k], lam[k] / diag[k], positive)
+            delta = new - w[k]
+            if delta != 0.0:
+                rr += delta * (delta * diag[k] - 2.0 * g[k])
+                yr -= delta * cy[k]
+                local_axpy(G, k, -delta, g)
+                w[k] = new
+        if use_anderson:
+            buffer[n_stored] = w
+            n_stored += 1
+            if n_stored == ANDERSON_K + 1:
+                n_stored = 0
+                coefs = anderson_coefficients(buffer)
+                if coefs.shape[0] > 0:
+                    w_try[:] = 0.0
+                    for i in range(ANDERSON_K):
+                        w_try += coefs[i] * buffer[i + 1]
+                    g_try[:] = g
+                    d_g = 0.0
+                    d_cy = 0.0
+                    pen_old = 0.0
+                    pen_new = 0.0
+                    for k in range(m):
+                        if positive and w_try[k] < 0.0:
+                            w_try[k] = 0.0
+                        delta = w_try[k] - w[k]
+                        if delta != 0.0:
+                            local_axpy(G, k, -delta, g_try)
+                            d_g += delta * g[k]
+                            d_cy += delta * cy[k]
+                        pen_old += lam[k] * abs(w[k])
+                        pen_new += lam[k] * abs(w_try[k])
+                    # ||r - X d||^2 = rr - d.g - d.g_try
+                    d_g_try = 0.0
+                    for k in range(m):
+                        d_g_try += (w_try[k] - w[k]) * g_try[k]
+                    rr_try = rr - d_g - d_g_try
+                    if 0.5 * rr_try + pen_new < 0.5 * rr + pen_old:
+                        w[:] = w_try
+                        g[:] = g_try
+                        rr = rr_try
+                        yr -= d_cy
+        if epoch % ANDERSON_K == 0 or epoch == max_epochs:
+            gap = local_gap(g, rr, yr, w, lam, diag, positive)
             if gap <= tol_in:
                 break
     return epoch, gap
