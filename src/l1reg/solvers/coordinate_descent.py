@@ -80,6 +80,11 @@ class _Design:
             self.indptr = csc.indptr.astype(np.int64)
             # A Fortran-ordered placeholder keeps one compiled version per dtype.
             self.dense = np.zeros((2, 2), dtype=self.data.dtype, order="F")
+            # X^T as CSR (no copy): SciPy's product is 2-3x faster than the compiled loop over
+            # all columns (LLVM vectorises that loop's gathers, slow on some CPUs).
+            self.transposed = sp.csr_matrix(
+                (csc.data, csc.indices, csc.indptr), shape=(X.shape[1], X.shape[0])
+            )
         else:
             self.dense = X
             self.data = np.empty(0, dtype=X.dtype)
@@ -228,11 +233,10 @@ class QuadraticProblem:
 
     def grad_at_zero(self) -> np.ndarray:
         """``X_work^T y_work / n``: minus the gradient at ``w = 0`` (intercept fitted)."""
-        K = _kernels()
         out = np.zeros(self.n_features)
         corr = np.empty(self.features.shape[0])
         qr = self.q_y
-        K.quad_correlations(*self.design.args, self.center, self.m, qr, self.y, self.features, corr)
+        self._correlations(self.y, qr, self.features, corr)
         out[self.features] = corr
         return out / self.n_samples
 
@@ -262,9 +266,18 @@ class QuadraticProblem:
         return tol * self.objective_at_zero * self.n_samples
 
     def correlations(self, state, features, out):
-        _kernels().quad_correlations(
-            *self.design.args, self.center, self.m, state["qr"][0], state["r"], features, out
-        )
+        self._correlations(state["r"], state["qr"][0], features, out)
+
+    def _correlations(self, r, qr, features, out):
+        """``out = (centered X_S)^T r_true`` for ``S = features``."""
+        if self.design.is_sparse and 2 * features.shape[0] >= self.n_features:
+            np.take(self.design.transposed @ r, features, out=out)
+            if self.center:
+                out -= self.m[features] * qr
+        else:
+            _kernels().quad_correlations(
+                *self.design.args, self.center, self.m, qr, r, features, out
+            )
 
     def gap(self, state, lam, positive, features, corr):
         gap, _, kappa = _kernels().quad_gap(
