@@ -280,3 +280,21 @@ def test_a_path_buys_the_gram_matrix_of_its_working_sets():
     for ratio in np.geomspace(1, 1e-3, 30):
         assert solve(problem, ratio * problem.alpha_max(), state, tol=1e-8).converged
     assert state["gram"].size >= np.count_nonzero(state["w"])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_column_gram_blocks_are_the_products_of_the_columns(dtype):
+    from l1reg.solvers.coordinate_descent import _ColumnGram
+
+    rng = np.random.default_rng(1)
+    X = np.asfortranarray(rng.standard_normal((37, 60)).astype(dtype))
+    y = rng.standard_normal(37)
+    cache = _ColumnGram(X, y, max_columns=40)
+    # Odd sizes, repeated and new columns, and a set that overflows the 40 columns (a reset).
+    for size in (1, 2, 7, 12, 13, 30, 38, 25):
+        features = np.sort(rng.choice(60, size, replace=False))
+        block, cy = cache.block(features)
+        columns = X[:, features].astype(np.float64)
+        np.testing.assert_allclose(block, columns.T @ columns, atol=1e-10)
+        np.testing.assert_allclose(cy, columns.T @ y, atol=1e-10)
+        assert cache.size <= 40

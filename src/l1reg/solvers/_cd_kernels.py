@@ -788,18 +788,48 @@ def gram_inner(G, c, yy, w, q, diag, lam, positive, ws, max_epochs, tol_in, use_
 def gram_extend(X, y, order, start, stop, gram, cy):
     """Fill rows and columns ``start:stop`` of ``gram = X_o^T X_o`` and of ``cy = X_o^T y``.
 
-    ``o = order``; the block ``start x start`` is already there. Dense ``X`` (Fortran order).
+    ``o = order``; the block ``start x start`` is already there. Dense ``X`` (Fortran order),
+    products in float64. Two new columns against four others at a time: six loads for eight
+    products instead of two loads per product (twice as fast as one dot at a time).
     """
     n = X.shape[0]
+    for a in range(start, stop, 2):
+        pair = a + 1 < stop
+        j0 = order[a]
+        j1 = order[a + 1] if pair else j0
+        limit = a + 2 if pair else a + 1  # the new columns against order[:limit]
+        for b in range(0, limit, 4):
+            count = min(4, limit - b)
+            i0 = order[b]
+            i1 = order[b + 1] if count > 1 else i0
+            i2 = order[b + 2] if count > 2 else i0
+            i3 = order[b + 3] if count > 3 else i0
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = 0.0
+            for t in range(n):
+                x0 = np.float64(X[t, j0])
+                x1 = np.float64(X[t, j1])
+                v0 = np.float64(X[t, i0])
+                v1 = np.float64(X[t, i1])
+                v2 = np.float64(X[t, i2])
+                v3 = np.float64(X[t, i3])
+                s00 += x0 * v0
+                s01 += x0 * v1
+                s02 += x0 * v2
+                s03 += x0 * v3
+                s10 += x1 * v0
+                s11 += x1 * v1
+                s12 += x1 * v2
+                s13 += x1 * v3
+            first = (s00, s01, s02, s03)
+            second = (s10, s11, s12, s13)
+            for q in range(count):
+                gram[a, b + q] = first[q]
+                gram[b + q, a] = first[q]
+                if pair:
+                    gram[a + 1, b + q] = second[q]
+                    gram[b + q, a + 1] = second[q]
     for a in range(start, stop):
         j = order[a]
-        for b in range(a + 1):
-            i = order[b]
-            total = 0.0
-            for t in range(n):
-                total += np.float64(X[t, i]) * np.float64(X[t, j])
-            gram[a, b] = total
-            gram[b, a] = total
         total = 0.0
         for t in range(n):
             total += np.float64(X[t, j]) * y[t]
