@@ -203,3 +203,98 @@ def test_gram_solver_gives_the_same_solution(fit_intercept):
         np.testing.assert_allclose(gram.coef, plain.coef, atol=1e-7)
         assert gram.intercept == pytest.approx(plain.intercept, abs=1e-7)
         assert gram.gap == pytest.approx(plain.gap, abs=1e-10)
+
+
+@pytest.mark.parametrize("problem_class", [QuadraticProblem, GramQuadraticProblem])
+def test_a_warm_start_that_meets_tol_is_still_improved(problem_class):
+    # tol scales with the objective at 0: at a small alpha the previous alpha's solution can
+    # meet it at once; the solver still runs a round (as scikit-learn runs an epoch).
+    X, y, _ = _data("quadratic", n=80, p=40)
+    problem = problem_class(X, y)
+    alpha = 1e-3 * problem.alpha_max()
+    state = problem.init_state()
+    solve(problem, 1.05 * alpha, state, tol=1e-12)
+    start = state["w"].copy()
+    loose = solve(problem, alpha, state, tol=1e-2)
+    assert loose.converged and loose.n_iter > 0
+    precise = solve(problem, alpha, problem.init_state(), tol=1e-13)
+
+    def objective(w):
+        residual = problem.y - problem.y.mean() - (X - X.mean(axis=0)) @ w
+        return 0.5 * np.mean(residual**2) + alpha * np.abs(w).sum()
+
+    assert objective(loose.coef) - objective(precise.coef) < 0.2 * (
+        objective(start) - objective(precise.coef)
+    )
+
+
+def test_positive_from_a_warm_start_with_negative_coefficients():
+    X, y, _ = _data("quadratic")
+    c = np.ones(X.shape[1])
+    c[2] = 0.0  # an unpenalized feature, held at 0 by its bound below
+    problem = QuadraticProblem(X, y)
+    alpha = 0.05 * problem.alpha_max(c)
+    state = problem.init_state()
+    solve(problem, alpha, state, weights=c, tol=1e-12)
+    assert (state["w"] < 0).any()
+    warm = solve(problem, alpha, state, weights=c, positive=True, tol=1e-12)
+    cold = solve(problem, alpha, problem.init_state(), weights=c, positive=True, tol=1e-12)
+    assert warm.converged and cold.converged
+    assert (warm.coef >= 0).all()
+    np.testing.assert_allclose(warm.coef, cold.coef, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_working_set_gram_gives_the_same_solution(monkeypatch, dtype, fit_intercept):
+    # Working sets are solved from the Gram matrix of their columns once that pays (dense X,
+    # large working sets, many epochs); here it is forced on a small problem and compared.
+    X, y, sw = _data("quadratic", n=50, p=120)
+    X = X.astype(dtype)
+    c = np.ones(X.shape[1])
+    c[2] = 0.0  # an unpenalized feature
+    results = []
+    for force in (False, True):
+        if force:
+            monkeypatch.setattr(QuadraticProblem, "_use_gram", lambda self, state, ws: True)
+        problem = QuadraticProblem(X, y, sample_weight=sw, fit_intercept=fit_intercept)
+        state = problem.init_state()
+        for ratio, positive in ((0.1, False), (0.01, False), (0.01, True)):
+            alpha = ratio * problem.alpha_max(c)
+            result = solve(problem, alpha, state, weights=c, positive=positive, tol=1e-12)
+            results.append((result.coef.copy(), result.intercept, result.gap, result.tol_abs))
+        assert ("gram" in state) == force
+    n = len(results) // 2
+    for (coef, intercept, _, _), (coef_g, intercept_g, gap_g, tol_g) in zip(
+        results[:n], results[n:], strict=True
+    ):
+        assert gap_g <= tol_g
+        np.testing.assert_allclose(coef_g, coef, atol=1e-6)
+        assert intercept_g == pytest.approx(intercept, abs=1e-6)
+
+
+def test_a_path_buys_the_gram_matrix_of_its_working_sets():
+    X, y, _ = _data("quadratic", n=100, p=400)
+    problem = QuadraticProblem(X, y)
+    state = problem.init_state()
+    for ratio in np.geomspace(1, 1e-3, 30):
+        assert solve(problem, ratio * problem.alpha_max(), state, tol=1e-8).converged
+    assert state["gram"].size >= np.count_nonzero(state["w"])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_column_gram_blocks_are_the_products_of_the_columns(dtype):
+    from l1reg.solvers.coordinate_descent import _ColumnGram
+
+    rng = np.random.default_rng(1)
+    X = np.asfortranarray(rng.standard_normal((37, 60)).astype(dtype))
+    y = rng.standard_normal(37)
+    cache = _ColumnGram(X, y, max_columns=40)
+    # Odd sizes, repeated and new columns, and a set that overflows the 40 columns (a reset).
+    for size in (1, 2, 7, 12, 13, 30, 38, 25):
+        features = np.sort(rng.choice(60, size, replace=False))
+        block, cy = cache.block(features)
+        columns = X[:, features].astype(np.float64)
+        np.testing.assert_allclose(block, columns.T @ columns, atol=1e-10)
+        np.testing.assert_allclose(cy, columns.T @ y, atol=1e-10)
+        assert cache.size <= 40
