@@ -1,0 +1,357 @@
+"""ProximalL1's fused CPU step for Adam and AdamW: the optimizer's update and the prox in one pass.
+
+A separate proximal pass over the parameters after ``torch.optim.Adam(fused=True).step()`` costs
+more than the step itself on the CPU (both are memory-bound; the prox reads the parameter and the
+second moment again and writes the parameter again). Fused into the step (``_adam_kernel``), the
+prox costs arithmetic only.
+
+:class:`FusedAdamStep` does it inside the wrapped optimizer's own ``step()``, so that the user's
+step hooks and the learning-rate schedulers' bookkeeping see one ordinary step: a pre-hook,
+registered last, picks the eligible parameters (after the user's pre-hooks, with the gradients
+they leave) and hides their gradients, so that Adam skips them; a post-hook, placed first, gives
+the gradients back and steps those parameters (before the user's post-hooks, which see every
+parameter updated). The optimizer state is created and updated exactly as torch's (``step`` a
+float32 tensor, ``exp_avg`` and ``exp_avg_sq``), so ``state_dict``, ``load_state_dict`` and
+turning the fused path on or off between steps are seamless.
+
+Large steps are cut into blocks shared among ``torch.get_num_threads()`` threads (the kernel
+releases the GIL): the cores torch's fused Adam would use.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+from torch.autograd.graph import increment_version
+
+from ._fused import is_dtensor
+
+__all__ = ["ADAMS", "FusedAdamStep", "group_reason", "optimizer_reason", "param_reason"]
+
+ADAMS = (torch.optim.Adam, torch.optim.AdamW)
+_DTYPES = (torch.float32, torch.float64)
+# A step is shared among threads only when each gets at least this many elements (a thread's
+# round trip costs some 50 us; this is ~100 us of work).
+_MIN_PER_THREAD = 1 << 18
+# Cut points between threads at multiples of 64 bytes (no cache line written by two threads).
+_ALIGN = 16
+
+
+def optimizer_reason(optimizer: torch.optim.Optimizer) -> str | None:
+    """Why ``optimizer`` cannot take the fused step (None: it can)."""
+    if type(optimizer) not in ADAMS:
+        return f"the optimizer is a {type(optimizer).__name__}, not a torch.optim.Adam or AdamW"
+    if getattr(optimizer, "grad_scale", None) is not None:
+        return "the optimizer has a grad_scale (AMP's fused gradient unscaling)"
+    if getattr(optimizer, "found_inf", None) is not None:
+        return "the optimizer has a found_inf (AMP's fused gradient unscaling)"
+    return None
+
+
+def group_reason(group: dict[str, Any]) -> str | None:
+    """Why the parameters of param group ``group`` cannot take the fused step (None: they can)."""
+    for flag in ("amsgrad", "capturable", "differentiable"):
+        if group.get(flag):
+            return f"its param group has {flag}=True"
+    if group.get("foreach") and isinstance(group["lr"], torch.Tensor):
+        return "its param group has a tensor lr with foreach=True (which torch's Adam rejects)"
+    return None
+
+
+def param_reason(param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any]) -> str | None:
+    """Why ``param`` (with gradient ``grad`` and optimizer state ``state``) cannot take the step."""
+    if is_dtensor(param):
+        return "it is a DTensor"
+    if not param.is_cpu:
+        return f"it is on {param.device}, not the CPU"
+    if param.dtype not in _DTYPES:
+        return f"its dtype is {param.dtype}, not float32 or float64"
+    if type(param) not in (torch.Tensor, torch.nn.Parameter) or param.is_neg():
+        return f"it is a {type(param).__name__}"
+    if not param.is_contiguous():
+        return "it is not contiguous"
+    if grad.layout != torch.strided:
+        return f"its gradient has layout {grad.layout}"
+    if (
+        not grad.is_cpu
+        or grad.dtype != param.dtype
+        or grad.shape != param.shape
+        or not grad.is_contiguous()
+        or type(grad) is not torch.Tensor
+        or grad.is_neg()
+    ):
+        return "its gradient is not a contiguous CPU tensor of its dtype and shape"
+    if state:
+        for key in ("exp_avg", "exp_avg_sq"):
+            moment = state.get(key)
+            if not (
+                isinstance(moment, torch.Tensor)
+                and moment.is_cpu
+                and moment.dtype == param.dtype
+                and moment.shape == param.shape
+                and moment.is_contiguous()
+                and type(moment) is torch.Tensor
+                and not moment.requires_grad
+            ):
+                return f"its optimizer state {key!r} is not a contiguous CPU tensor like it"
+        step = state.get("step")
+        if not (
+            isinstance(step, torch.Tensor)
+            and step.is_cpu
+            and step.dtype in _DTYPES
+            and step.numel() == 1
+            and not step.requires_grad
+        ):
+            return "its optimizer state 'step' is not a float CPU tensor of one element"
+    return None
+
+
+class Candidate:
+    """A parameter under a plain L1 penalty, and where to find its hyper-parameters."""
+
+    __slots__ = ("group_index", "lambda_reg", "name", "param")
+
+    def __init__(self, param: torch.Tensor, lambda_reg: float, group_index: int, name: str):
+        self.param, self.lambda_reg, self.group_index, self.name = (
+            param,
+            lambda_reg,
+            group_index,
+            name,
+        )
+
+
+class FusedAdamStep:
+    """The fused part of one ``ProximalL1.step()``, run from hooks of the wrapped optimizer.
+
+    ``plan`` is a step pre-hook, ``run`` a step post-hook (see the module docstring). ``on_error``
+    builds the exception raised when ``require`` is set and a candidate is not eligible. After
+    the step, ``done`` holds the ids of the parameters stepped here.
+    """
+
+    def __init__(
+        self,
+        candidates: Sequence[Candidate],
+        require: bool,
+        on_error: Callable[[str, str], Exception],
+    ) -> None:
+        self.candidates = candidates
+        self.require = require
+        self.on_error = on_error
+        self.planned: list[tuple[Candidate, torch.Tensor, dict[str, Any]]] = []
+        self.hidden = False
+        self.ran = False
+        self.done: set[int] = set()
+
+    def plan(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        reason = optimizer_reason(optimizer)
+        if reason is not None:
+            if self.require:
+                raise self.on_error("", reason)
+            return
+        groups = optimizer.param_groups
+        group_reasons: dict[int, str | None] = {}
+        seen: set[int] = set()
+        for candidate in self.candidates:
+            param = candidate.param
+            grad = param.grad
+            if grad is None or id(param) in seen:
+                continue  # Adam skips a parameter without gradient; the prox is ProximalL1's
+            seen.add(id(param))
+            index = candidate.group_index
+            if index not in group_reasons:
+                group_reasons[index] = group_reason(groups[index])
+            reason = group_reasons[index]
+            if reason is None:
+                reason = param_reason(param, grad, optimizer.state.get(param, {}))
+            if reason is not None:
+                if self.require:
+                    raise self.on_error(candidate.name, reason)
+                continue
+            self.planned.append((candidate, grad, groups[index]))
+        for candidate, _, _ in self.planned:
+            candidate.param.grad = None
+        self.hidden = True
+
+    def restore(self) -> None:
+        """Give the hidden gradients back (idempotent)."""
+        if self.hidden:
+            for candidate, grad, _ in self.planned:
+                candidate.param.grad = grad
+            self.hidden = False
+
+    def run(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self.restore()
+        if self.ran or not self.planned:
+            return
+        self.ran = True
+        with torch.no_grad():
+            _fused_step(optimizer, self.planned)
+        self.done = {id(candidate.param) for candidate, _, _ in self.planned}
+
+
+def _scalar_dtype(is_fused: bool | None) -> torch.dtype:
+    # torch.optim.optimizer._get_scalar_dtype, the dtype of Adam's state["step"]
+    if is_fused:
+        return torch.float32
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def _init_state(param: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+    """Adam's lazy state initialisation, as ``torch.optim.Adam._init_group`` does it."""
+    if group.get("capturable") or group.get("fused"):
+        step = torch.zeros((), dtype=_scalar_dtype(group.get("fused")), device=param.device)
+    else:
+        step = torch.tensor(0.0, dtype=_scalar_dtype(None), device="cpu")
+    state["step"] = step
+    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+
+
+def _as_float(value: Any) -> float:
+    return float(value.item()) if isinstance(value, torch.Tensor) else float(value)
+
+
+def _hyper(group: dict[str, Any]) -> list[float]:
+    """The row of ``_adam_kernel.HYPER`` without lambda_reg, read from the group at this step."""
+    beta1, beta2 = group["betas"]
+    decoupled = group.get("decoupled_weight_decay", False)
+    return [
+        _as_float(group["lr"]),
+        _as_float(beta1),
+        _as_float(beta2),
+        _as_float(group["eps"]),
+        _as_float(group["weight_decay"]),
+        1.0 if decoupled else 0.0,
+        1.0 if group.get("maximize") else 0.0,
+    ]
+
+
+def _fused_step(
+    optimizer: torch.optim.Optimizer,
+    planned: Sequence[tuple[Candidate, torch.Tensor, dict[str, Any]]],
+) -> None:
+    from . import _adam_kernel as kernel  # imports numba, at the first fused step
+
+    rows: dict[int, list[float]] = {}
+    hyper = []
+    arrays = []
+    touched = []
+    for candidate, grad, group in planned:
+        param = candidate.param
+        state = optimizer.state[param]
+        if not state:
+            _init_state(param, group, state)
+        exp_avg, exp_avg_sq, step = state["exp_avg"], state["exp_avg_sq"], state["step"]
+        key = id(group)
+        if key not in rows:
+            rows[key] = _hyper(group)
+        hyper.append([*rows[key], candidate.lambda_reg])
+        arrays.append(
+            (
+                param.detach().numpy().reshape(-1),
+                grad.detach().numpy().reshape(-1),
+                exp_avg.numpy().reshape(-1),
+                exp_avg_sq.numpy().reshape(-1),
+                step.numpy().reshape(()),
+            )
+        )
+        touched += (param, exp_avg, exp_avg_sq, step)
+    hyper_rows = np.array(hyper, dtype=np.float64)
+    coefficients = {
+        dtype: kernel.new_coefficients(dtype, len(arrays)) for dtype in {a[0].dtype for a in arrays}
+    }
+    sizes = [a[0].shape[0] for a in arrays]
+    parts = _split(sizes, _threads())
+    tasks: list[list[tuple[Callable[..., None], tuple]]] = [[] for _ in parts]
+    for t, part in enumerate(parts):
+        for k, start, stop in part:
+            param, grad, exp_avg, exp_avg_sq, step = arrays[k]
+            c = coefficients[param.dtype][k]
+            if start == 0 and stop == sizes[k]:
+                tasks[t].append(
+                    (kernel.adam_prox_, (param, grad, exp_avg, exp_avg_sq, step, hyper_rows[k], c))
+                )
+                continue
+            if start == 0:  # a tensor cut among threads: its step count and coefficients first
+                kernel.coefficients_(step, hyper_rows[k], c)
+            window = slice(start, stop)
+            tasks[t].append(
+                (
+                    kernel.adam_prox_loop_,
+                    (param[window], grad[window], exp_avg[window], exp_avg_sq[window], c),
+                )
+            )
+    _run_parallel(tasks)
+    increment_version(touched)  # as torch's in-place updates do: autograd sees the change
+
+
+def _threads() -> int:
+    return max(torch.get_num_threads(), 1)
+
+
+def _split(sizes: Sequence[int], threads: int) -> list[list[tuple[int, int, int]]]:
+    """Cut the tensors of ``sizes``, in order, into at most ``threads`` parts of about equal size.
+
+    Each part is a list of ``(tensor index, start, stop)``, parts in order; a tensor is cut at
+    multiples of ``_ALIGN`` elements from its start.
+    """
+    total = sum(sizes)
+    count = max(1, min(threads, total // _MIN_PER_THREAD))
+    if count == 1:
+        return [[(k, 0, n) for k, n in enumerate(sizes)]]
+    parts: list[list[tuple[int, int, int]]] = [[] for _ in range(count)]
+    share = -(-total // count)
+    offset = 0
+    for k, n in enumerate(sizes):
+        start = 0
+        while start < n:
+            part = (offset + start) // share
+            end = (part + 1) * share - offset  # where this part ends, in the tensor's indices
+            stop = n if part == count - 1 else min(n, -(-end // _ALIGN) * _ALIGN)
+            parts[part].append((k, start, stop))
+            start = stop
+        offset += n
+    return [p for p in parts if p]
+
+
+_POOL_LOCK = threading.Lock()
+_POOL: tuple[int, int, ThreadPoolExecutor] | None = None
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A pool of ``workers`` threads, made again after a fork (whose child has no threads)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] != workers:
+            if _POOL is not None and _POOL[0] == os.getpid():
+                _POOL[2].shutdown(wait=False)
+            _POOL = (
+                os.getpid(),
+                workers,
+                ThreadPoolExecutor(workers, thread_name_prefix="l1reg-adam"),
+            )
+        return _POOL[2]
+
+
+def _run_tasks(tasks: Sequence[tuple[Callable[..., None], tuple]]) -> None:
+    for function, args in tasks:
+        function(*args)
+
+
+def _run_parallel(parts: Sequence[Sequence[tuple[Callable[..., None], tuple]]]) -> None:
+    """Run the first part here and the others in the pool's threads; wait for all."""
+    futures: list[Future] = []
+    if len(parts) > 1:
+        pool = _pool(len(parts) - 1)
+        futures = [pool.submit(_run_tasks, part) for part in parts[1:]]
+    try:
+        _run_tasks(parts[0])
+    finally:
+        for future in futures:
+            future.result()
