@@ -102,7 +102,7 @@ def _fused_params(monkeypatch):
     run = _fused_adam._fused_step
 
     def spy(optimizer, planned):
-        taken.append({id(candidate.param) for candidate, _, _ in planned})
+        taken.append({id(entry[0].param) for entry in planned})
         return run(optimizer, planned)
 
     monkeypatch.setattr(_fused_adam, "_fused_step", spy)
@@ -415,3 +415,27 @@ def test_pickle_and_repr():
     old = ProximalL1.__new__(ProximalL1)
     old.__setstate__(state)  # pickled before the fused step existed
     assert old.fused is None
+
+
+def test_new_tensors_between_steps():
+    # The fused step keeps NumPy views of the tensors between steps: they must follow a state
+    # loaded into the same optimizer and a parameter given new memory.
+    batches = _batches(4)
+    results = []
+    for fused in (None, False):
+        model = _mlp()
+        opt = ProximalL1(
+            torch.optim.Adam(model.parameters(), lr=0.02), L1Regularizer(model, 0.02), fused=fused
+        )
+        _train(model, opt, batches[:1])
+        saved = copy.deepcopy(opt.state_dict())
+        _train(model, opt, batches[1:2])
+        opt.load_state_dict(saved)
+        _train(model, opt, batches[2:3])
+        with torch.no_grad():
+            model[0].weight.data = model[0].weight.data.clone()
+            model[2].weight.data = model[2].weight.data.t().contiguous().t()  # not contiguous
+        _train(model, opt, batches[3:])
+        results.append((model, opt))
+    (model, opt), (twin, reference) = results
+    _assert_same(model, twin, opt.optimizer, reference.optimizer)

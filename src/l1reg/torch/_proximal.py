@@ -383,7 +383,8 @@ class ProximalL1(torch.optim.Optimizer):
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        return self.__dict__
+        # (the fused step's NumPy views of the tensors are made again at the next step)
+        return {k: v for k, v in self.__dict__.items() if k != "_views"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.setdefault("fused", None)  # pickled before the fused step existed
@@ -410,7 +411,9 @@ class ProximalL1(torch.optim.Optimizer):
             for item, index in zip(self.regularizer.selected, self._group_of)
             if item.group_axes is None
         ]
-        fused = FusedAdamStep(candidates, self.fused is True, self._fused_error)
+        fused = FusedAdamStep(
+            candidates, self.fused is True, self._fused_error, self.__dict__.get("_views", {})
+        )
         optimizer = self.optimizer
         pre = optimizer.register_step_pre_hook(fused.plan)  # the last pre-hook
         post = optimizer.register_step_post_hook(fused.run)
@@ -424,6 +427,7 @@ class ProximalL1(torch.optim.Optimizer):
             post.remove()
             fused.restore()
         fused.run(optimizer, (), {})  # in case a step wrapper called the pre-hook only
+        self._views = fused.views
         self._prox_step(fused.done)
         return loss
 
