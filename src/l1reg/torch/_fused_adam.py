@@ -292,10 +292,11 @@ def _as_float(value: Any) -> float:
     return float(value.item()) if isinstance(value, torch.Tensor) else float(value)
 
 
-def _hyper(group: dict[str, Any]) -> list[float]:
+def _hyper(optimizer: torch.optim.Optimizer, group: dict[str, Any]) -> list[float]:
     """The row of ``_adam_kernel.HYPER`` without lambda_reg, read from the group at this step."""
     beta1, beta2 = group["betas"]
-    decoupled = group.get("decoupled_weight_decay", False)
+    # (AdamW's groups have no "decoupled_weight_decay" before torch 2.6 or so)
+    decoupled = type(optimizer) is torch.optim.AdamW or group.get("decoupled_weight_decay")
     return [
         _as_float(group["lr"]),
         _as_float(beta1),
@@ -326,7 +327,7 @@ def _fused_step(optimizer: torch.optim.Optimizer, planned: Sequence[Planned]) ->
         used[id(param)] = views
         key = id(group)
         if key not in rows:
-            rows[key] = _hyper(group)
+            rows[key] = _hyper(optimizer, group)
         hyper.append([*rows[key], candidate.lambda_reg])
         p, exp_avg, exp_avg_sq, step = views.arrays
         grad_array = (grad.detach() if grad.requires_grad else grad).numpy().reshape(-1)

@@ -57,6 +57,12 @@ values or more are shrunk in place instead, chunk by chunk through two cached sc
 on the local shards of DTensor parameters and needs no communication. The group step needs the
 sums over groups split across shards: one all-reduce for the norms, and in the optimizer's metric
 one more for the zero test and two per Newton step.
+
+On the CPU that separate pass costs more than the optimizer's step (both are memory-bound), so with
+``torch.optim.Adam`` or ``AdamW`` the plain L1 prox is fused into the step where it can be
+(``fused=None``, the default; ``_fused_adam`` and ``_adam_kernel``): one pass reads the gradient,
+updates the moments and the weight and soft-thresholds it at ``lr * lambda_reg / D_i``, the same
+result as the step then the prox, to an ulp.
 """
 
 from __future__ import annotations
