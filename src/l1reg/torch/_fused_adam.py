@@ -32,7 +32,7 @@ from torch.autograd.graph import increment_version
 
 from ._fused import is_dtensor
 
-__all__ = ["ADAMS", "Candidate", "FusedAdamStep", "Views", "param_reason"]
+__all__ = ["ADAMS", "FusedAdamStep", "Views", "param_reason"]
 
 ADAMS = (torch.optim.Adam, torch.optim.AdamW)
 _DTYPES = (torch.float32, torch.float64)
@@ -130,21 +130,20 @@ def _state_reason(param: torch.Tensor, state: dict[str, Any]) -> str | None:
 class Views:
     """Zero-copy NumPy views of a parameter and its Adam state, kept from step to step.
 
-    Making them costs some 5 us a tensor, a few percent of an Adam step over a 50-layer model;
-    checking that they still show the same memory costs a fifth of that. They keep the tensors
-    they show alive (so an address cannot be reused by another tensor while they exist).
+    Making them costs some 5 us a tensor, a few percent of an Adam step over a 50-layer model.
+    From one step to the next they stay valid while the parameter keeps its memory (address,
+    size, contiguity; ``param.data = ...`` changes it) and its state holds the same tensors
+    (``load_state_dict`` replaces them). They keep the tensors they show alive, so an address
+    cannot be reused by another tensor while they exist.
     """
 
-    __slots__ = ("arrays", "exp_avg", "exp_avg_sq", "numel", "param_ptr", "pointers", "step")
+    __slots__ = ("arrays", "dtype", "exp_avg", "exp_avg_sq", "numel", "param_ptr", "step")
 
     def __init__(self, param: torch.Tensor, state: dict[str, Any]) -> None:
-        self.exp_avg, self.exp_avg_sq, self.step = (
-            state["exp_avg"],
-            state["exp_avg_sq"],
-            state["step"],
-        )
-        self.param_ptr, self.numel = param.data_ptr(), param.numel()
-        self.pointers = self._pointers()
+        self.exp_avg = state["exp_avg"]
+        self.exp_avg_sq = state["exp_avg_sq"]
+        self.step = state["step"]
+        self.param_ptr, self.numel, self.dtype = param.data_ptr(), param.numel(), param.dtype
         self.arrays = (
             param.detach().numpy().reshape(-1),
             self.exp_avg.numpy().reshape(-1),
@@ -152,11 +151,8 @@ class Views:
             self.step.numpy().reshape(()),
         )
 
-    def _pointers(self) -> tuple[int, int, int]:
-        return (self.exp_avg.data_ptr(), self.exp_avg_sq.data_ptr(), self.step.data_ptr())
-
     def valid(self, param: torch.Tensor, state: dict[str, Any] | None) -> bool:
-        """Whether ``param`` and its ``state`` are still the tensors and memory these show."""
+        """Whether ``param`` and its ``state`` are still what these views show."""
         return (
             state is not None
             and param.data_ptr() == self.param_ptr
@@ -165,47 +161,50 @@ class Views:
             and state.get("exp_avg") is self.exp_avg
             and state.get("exp_avg_sq") is self.exp_avg_sq
             and state.get("step") is self.step
-            and self._pointers() == self.pointers
-            and self.exp_avg.numel() == self.numel
-            and self.exp_avg_sq.numel() == self.numel
         )
 
+    def grad_reason(self, grad: torch.Tensor) -> str | None:
+        """:func:`grad_reason` for the parameter of these views (valid ones), checked faster.
 
-class Candidate:
-    """A parameter under a plain L1 penalty, and where to find its hyper-parameters."""
+        (torch gives ``param.grad`` the parameter's shape, dtype and device, or refuses it.)
+        """
+        if (
+            grad.layout == torch.strided
+            and grad.is_contiguous()
+            and type(grad) is torch.Tensor
+            and grad.dtype == self.dtype
+            and grad.numel() == self.numel
+            and not grad.is_neg()
+        ):
+            return None
+        return "its gradient is not a contiguous CPU tensor of its dtype and shape"
 
-    __slots__ = ("group_index", "lambda_reg", "name", "param")
 
-    def __init__(self, param: torch.Tensor, lambda_reg: float, group_index: int, name: str):
-        self.param, self.lambda_reg, self.group_index, self.name = (
-            param,
-            lambda_reg,
-            group_index,
-            name,
-        )
-
-
-# (the candidate, its gradient, its param group, its views from the previous step or None)
-Planned = tuple[Candidate, torch.Tensor, dict[str, Any], "Views | None"]
+# (a penalized parameter's Selected item, the index of its param group)
+Item = tuple[Any, int]
+# (the item, its gradient, its param group, its views from the previous step or None)
+Planned = tuple[Any, torch.Tensor, dict[str, Any], "Views | None"]
 
 
 class FusedAdamStep:
     """The fused part of one ``ProximalL1.step()``, run from hooks of the wrapped optimizer.
 
-    ``plan`` is a step pre-hook, ``run`` a step post-hook (see the module docstring). ``on_error``
-    builds the exception raised when ``require`` is set and a candidate is not eligible. ``views``
-    maps the ids of parameters to their :class:`Views` from the previous step. After the step,
-    ``done`` holds the ids of the parameters stepped here and ``views`` their views.
+    ``items`` are the ``Selected`` items of the plain L1 penalty with the index of their param
+    group. ``plan`` is a step pre-hook, ``run`` a step post-hook (see the module docstring).
+    ``on_error(name, reason)`` builds the exception raised when ``require`` is set and an item is
+    not eligible. ``views`` maps the ids of parameters to their :class:`Views` from the previous
+    step. After the step, ``done`` holds the ids of the parameters stepped here and ``views``
+    their views.
     """
 
     def __init__(
         self,
-        candidates: Sequence[Candidate],
+        items: Sequence[Item],
         require: bool,
         on_error: Callable[[str, str], Exception],
         views: dict[int, Views],
     ) -> None:
-        self.candidates = candidates
+        self.items = items
         self.require = require
         self.on_error = on_error
         self.views = views
@@ -222,39 +221,43 @@ class FusedAdamStep:
             return
         groups = optimizer.param_groups
         states = optimizer.state
+        cache = self.views
         group_reasons: dict[int, str | None] = {}
         seen: set[int] = set()
-        for candidate in self.candidates:
-            param = candidate.param
+        planned = self.planned
+        for item, index in self.items:
+            param = item.param
             grad = param.grad
-            if grad is None or id(param) in seen:
+            key = id(param)
+            if grad is None or key in seen:
                 continue  # Adam skips a parameter without gradient; the prox is ProximalL1's
-            seen.add(id(param))
-            index = candidate.group_index
-            if index not in group_reasons:
-                group_reasons[index] = group_reason(groups[index])
-            reason = group_reasons[index]
-            views = self.views.get(id(param))
+            seen.add(key)
+            if index in group_reasons:
+                reason = group_reasons[index]
+            else:
+                reason = group_reasons[index] = group_reason(groups[index])
+            views = cache.get(key)
             if reason is None:
-                if views is not None and views.valid(param, states.get(param)):
-                    reason = grad_reason(param, grad)
+                state = states.get(param)
+                if views is not None and views.valid(param, state):
+                    reason = views.grad_reason(grad)
                 else:
                     views = None
-                    reason = param_reason(param, grad, states.get(param, {}))
+                    reason = param_reason(param, grad, state or {})
             if reason is not None:
                 if self.require:
-                    raise self.on_error(candidate.name, reason)
+                    raise self.on_error(item.name, reason)
                 continue
-            self.planned.append((candidate, grad, groups[index], views))
-        for planned in self.planned:
-            planned[0].param.grad = None
+            planned.append((item, grad, groups[index], views))
+        for entry in planned:
+            entry[0].param.grad = None
         self.hidden = True
 
     def restore(self) -> None:
         """Give the hidden gradients back (idempotent)."""
         if self.hidden:
-            for candidate, grad, _, _ in self.planned:
-                candidate.param.grad = grad
+            for item, grad, _, _ in self.planned:
+                item.param.grad = grad
             self.hidden = False
 
     def run(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
@@ -312,27 +315,29 @@ def _fused_step(optimizer: torch.optim.Optimizer, planned: Sequence[Planned]) ->
     """Step the planned parameters; return their views by parameter id."""
     from . import _adam_kernel as kernel  # imports numba, at the first fused step
 
-    rows: dict[int, list[float]] = {}
-    hyper = []
+    rows: dict[tuple[int, float], int] = {}  # one hyper-parameter row per (group, lambda_reg)
+    hyper: list[list[float]] = []
+    which = []
     arrays = []
-    touched = []
+    params = []
     used: dict[int, Views] = {}
-    for candidate, grad, group, views in planned:
-        param = candidate.param
+    for item, grad, group, views in planned:
+        param = item.param
         if views is None:
             state = optimizer.state[param]
             if not state:
                 _init_state(param, group, state)
             views = Views(param, state)
         used[id(param)] = views
-        key = id(group)
+        key = (id(group), item.lambda_reg)
         if key not in rows:
-            rows[key] = _hyper(optimizer, group)
-        hyper.append([*rows[key], candidate.lambda_reg])
+            rows[key] = len(hyper)
+            hyper.append([*_hyper(optimizer, group), item.lambda_reg])
+        which.append(rows[key])
         p, exp_avg, exp_avg_sq, step = views.arrays
         grad_array = (grad.detach() if grad.requires_grad else grad).numpy().reshape(-1)
         arrays.append((p, grad_array, exp_avg, exp_avg_sq, step))
-        touched += (param, views.exp_avg, views.exp_avg_sq, views.step)
+        params.append(param)
     hyper_rows = np.array(hyper, dtype=np.float64)
     coefficients = {
         dtype: kernel.new_coefficients(dtype, len(arrays)) for dtype in {a[0].dtype for a in arrays}
@@ -346,11 +351,14 @@ def _fused_step(optimizer: torch.optim.Optimizer, planned: Sequence[Planned]) ->
             c = coefficients[param.dtype][k]
             if start == 0 and stop == sizes[k]:
                 tasks[t].append(
-                    (kernel.adam_prox_, (param, grad, exp_avg, exp_avg_sq, step, hyper_rows[k], c))
+                    (
+                        kernel.adam_prox_,
+                        (param, grad, exp_avg, exp_avg_sq, step, hyper_rows[which[k]], c),
+                    )
                 )
                 continue
             if start == 0:  # a tensor cut among threads: its step count and coefficients first
-                kernel.coefficients_(step, hyper_rows[k], c)
+                kernel.coefficients_(step, hyper_rows[which[k]], c)
             window = slice(start, stop)
             tasks[t].append(
                 (
@@ -359,7 +367,9 @@ def _fused_step(optimizer: torch.optim.Optimizer, planned: Sequence[Planned]) ->
                 )
             )
     _run_parallel(tasks)
-    increment_version(touched)  # as torch's in-place updates do: autograd sees the change
+    # As torch's in-place updates do, so that autograd sees the change (the state tensors are in
+    # no graph: not theirs).
+    increment_version(params)
     return used
 
 

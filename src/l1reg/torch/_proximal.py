@@ -75,7 +75,7 @@ import torch
 
 from .._validation import invalid_parameter
 from ._fused import _scratch, all_reduce_sum, is_dtensor, shard_groups
-from ._fused_adam import ADAMS, Candidate, FusedAdamStep
+from ._fused_adam import ADAMS, FusedAdamStep
 from ._regularizer import L1Regularizer, check_regularizer, group_squares
 from ._selection import Selected
 
@@ -412,13 +412,13 @@ class ProximalL1(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         self._check_groups()
-        candidates = [
-            Candidate(item.param, item.lambda_reg, index, item.name)
+        items = [
+            (item, index)
             for item, index in zip(self.regularizer.selected, self._group_of)
             if item.group_axes is None
         ]
         fused = FusedAdamStep(
-            candidates, self.fused is True, self._fused_error, self.__dict__.get("_views", {})
+            items, self.fused is True, self._fused_error, self.__dict__.get("_views", {})
         )
         optimizer = self.optimizer
         pre = optimizer.register_step_pre_hook(fused.plan)  # the last pre-hook
