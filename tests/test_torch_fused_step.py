@@ -74,7 +74,7 @@ def _assert_same(model, twin, opt=None, opt_twin=None):
     for (name, p), q in zip(model.named_parameters(), twin.parameters()):
         got, want = p.detach().numpy(), q.detach().numpy()
         # 1e-6 relative to each value and to the tensor's scale: p - t after the prox cancels
-        scale = float(np.abs(want).max())
+        scale = float(np.abs(want).max(initial=0))
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * scale, err_msg=name)
         assert np.array_equal(got == 0, want == 0), name
         # exact zeros are +0.0, as the separate prox makes them
@@ -92,7 +92,7 @@ def _assert_same(model, twin, opt=None, opt_twin=None):
                     state[key].numpy(),
                     want_moment,
                     rtol=1e-5,
-                    atol=1e-6 * np.abs(want_moment).max(),
+                    atol=1e-6 * np.abs(want_moment).max(initial=0),
                 )
 
 
@@ -168,18 +168,22 @@ def test_large_weights_and_threads(dtype, monkeypatch):
             assert torch.equal(p, q)
 
 
-def test_split_covers_every_element_once():
-    sizes = [5, 1 << 12, 3, 1000, 1 << 13, 17]
+def test_split_covers_every_element_once(monkeypatch):
+    monkeypatch.setattr(_fused_adam, "_MIN_PER_THREAD", 64)
+    sizes = [5, 1 << 12, 0, 3, 1000, 1 << 13, 17, 0]
     for threads in (1, 2, 3, 7):
         parts = _fused_adam._split(sizes, threads)
         assert 1 <= len(parts) <= threads
         seen = [np.zeros(n, dtype=int) for n in sizes]
+        starts = set()
         for part in parts:
             for k, start, stop in part:
-                assert 0 <= start < stop <= sizes[k]
+                assert 0 <= start < stop <= sizes[k] or start == stop == sizes[k] == 0
                 assert start % _fused_adam._ALIGN == 0
                 seen[k][start:stop] += 1
+                starts.add((k, start))
         assert all((s == 1).all() for s in seen)
+        assert {(k, 0) for k in range(len(sizes))} <= starts  # empty tensors too
 
 
 def test_mixed_parameters_fused_where_eligible(monkeypatch):
@@ -438,4 +442,29 @@ def test_new_tensors_between_steps():
         _train(model, opt, batches[3:])
         results.append((model, opt))
     (model, opt), (twin, reference) = results
+    _assert_same(model, twin, opt.optimizer, reference.optimizer)
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_empty_parameter_counts_its_steps(monkeypatch):
+    monkeypatch.setattr(_fused_adam, "_MIN_PER_THREAD", 64)
+    torch.set_num_threads(2)
+    try:
+        results = []
+        for fused in (None, False):
+            torch.manual_seed(0)
+            empty, layer = nn.Linear(0, 3), nn.Linear(3, 300)
+            model = nn.ModuleList([empty, layer])
+            opt = ProximalL1(
+                torch.optim.Adam(model.parameters(), lr=0.01), L1Regularizer(model), fused=fused
+            )
+            for _ in range(2):
+                opt.zero_grad()
+                layer(empty(torch.randn(4, 0))).square().sum().backward()
+                opt.step()
+            results.append((model, opt))
+    finally:
+        torch.set_num_threads(1)
+    (model, opt), (twin, reference) = results
+    assert opt.state[model[0].weight]["step"].item() == 2
     _assert_same(model, twin, opt.optimizer, reference.optimizer)

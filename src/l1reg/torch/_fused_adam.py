@@ -391,6 +391,8 @@ def _split(sizes: Sequence[int], threads: int) -> list[list[tuple[int, int, int]
     share = -(-total // count)
     offset = 0
     for k, n in enumerate(sizes):
+        if n == 0:  # stepped all the same: its step count goes up, as in torch
+            parts[min(offset // share, count - 1)].append((k, 0, 0))
         start = 0
         while start < n:
             part = (offset + start) // share
