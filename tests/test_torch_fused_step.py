@@ -468,3 +468,32 @@ def test_empty_parameter_counts_its_steps(monkeypatch):
     (model, opt), (twin, reference) = results
     assert opt.state[model[0].weight]["step"].item() == 2
     _assert_same(model, twin, opt.optimizer, reference.optimizer)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: torch.optim.Adam(p, lr=0.02, weight_decay=0.05, fused=True),
+        lambda p: torch.optim.AdamW(p, lr=0.02, betas=(0.3, 0.9), maximize=True, fused=True),
+    ],
+    ids=["adam-l2", "adamw-maximize"],
+)
+def test_without_penalty_the_step_is_torchs_fused_adam(make, monkeypatch):
+    # With lambda_reg = 0 the kernel is Adam's step alone: torch's fused CPU Adam's to the bit
+    # where torch's vectorized kernels have fused multiply-adds (AVX2, AVX-512).
+    taken = _fused_params(monkeypatch)
+    model, twin = _Mixed(), _Mixed()
+    opt = ProximalL1(make(model.parameters()), L1Regularizer(model, 0.0))
+    adam = make(twin.parameters())
+    _train(model, opt, _batches(4))
+    _train(twin, adam, _batches(4))
+    assert taken == [{id(model.a.weight), id(model.b.weight)}] * 4
+    bitwise = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+    for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+        if bitwise:
+            assert torch.equal(p, q), name
+            if q in adam.state:
+                for key in ("exp_avg", "exp_avg_sq"):
+                    assert torch.equal(opt.state[p][key], adam.state[q][key]), name
+        else:
+            torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
