@@ -346,6 +346,9 @@ def test_fused_true_errors():
         ProximalL1(torch.optim.SGD(model.parameters(), lr=0.1), reg, fused=True)
     with pytest.raises(ValueError, match=r"'fused' parameter .* metric='plain'"):
         ProximalL1(torch.optim.Adam(model.parameters()), reg, metric="plain", fused=True)
+    grouped = L1Regularizer(model, 0.02, groups="input")
+    with pytest.raises(ValueError, match=r"'fused' parameter .* group penalty \(on 'a\.weight'"):
+        ProximalL1(torch.optim.Adam(model.parameters()), grouped, fused=True)
 
     x, y = _batches(1)[0]
     cases = [

@@ -257,8 +257,10 @@ class ProximalL1(torch.optim.Optimizer):
         gradient, in param groups without ``amsgrad``, ``capturable`` or ``differentiable``.
         The result is the same as Adam's step then :meth:`prox_step` (to an ulp). ``None``:
         wherever it can; ``False``: never; ``True``: raise a ``ValueError`` (naming the
-        parameter and the reason) at a step where a penalized parameter with a gradient cannot.
-        As torch's ``fused``, it concerns speed only; the state is torch's own either way.
+        parameter and the reason) at a step where a penalized parameter with a gradient cannot,
+        or here for another optimizer, ``metric="plain"`` or a group penalty. As torch's
+        ``fused``, it concerns speed only; the state is torch's own either way. The first fused
+        step imports numba (about half a second).
 
     Examples
     --------
@@ -307,6 +309,17 @@ class ProximalL1(torch.optim.Optimizer):
                     _OWNER,
                     "None or False for a "
                     f"{type(optimizer).__name__} (the fused step is torch.optim.Adam's or AdamW's)",
+                    fused,
+                )
+            )
+        grouped = [item.name for item in regularizer.selected if item.group_axes is not None]
+        if fused and grouped:
+            raise ValueError(
+                invalid_parameter(
+                    "fused",
+                    _OWNER,
+                    f"None or False for a group penalty (on {grouped[0]!r}; the fused step "
+                    "takes the plain L1 penalty)",
                     fused,
                 )
             )
