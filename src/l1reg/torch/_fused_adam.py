@@ -189,12 +189,13 @@ Planned = tuple[Any, torch.Tensor, dict[str, Any], "Views | None"]
 class FusedAdamStep:
     """The fused part of one ``ProximalL1.step()``, run from hooks of the wrapped optimizer.
 
-    ``items`` are the ``Selected`` items of the plain L1 penalty with the index of their param
-    group. ``plan`` is a step pre-hook, ``run`` a step post-hook (see the module docstring).
+    ``items`` are the ``Selected`` items of the penalty with the index of their param group.
+    ``plan`` is a step pre-hook, ``run`` a step post-hook (see the module docstring).
     ``on_error(name, reason)`` builds the exception raised when ``require`` is set and an item is
     not eligible. ``views`` maps the ids of parameters to their :class:`Views` from the previous
-    step. After the step, ``done`` holds the ids of the parameters stepped here and ``views``
-    their views.
+    step. After the step, ``rest`` holds the items not stepped here (for the separate prox) and
+    ``views`` the views of those stepped here. The bookkeeping is done before the kernel runs:
+    after it (a pass over all the optimizer's memory) every object touched is a cache miss.
     """
 
     def __init__(
@@ -211,7 +212,7 @@ class FusedAdamStep:
         self.planned: list[Planned] = []
         self.hidden = False
         self.ran = False
-        self.done: set[int] = set()
+        self.rest: Sequence[Item] = items
 
     def plan(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         reason = optimizer_reason(optimizer)
@@ -226,6 +227,8 @@ class FusedAdamStep:
         seen: set[int] = set()
         planned = self.planned
         for item, index in self.items:
+            if item.group_axes is not None:
+                continue
             param = item.param
             grad = param.grad
             key = id(param)
@@ -252,6 +255,8 @@ class FusedAdamStep:
         for entry in planned:
             entry[0].param.grad = None
         self.hidden = True
+        done = {id(entry[0].param) for entry in planned}
+        self.rest = [pair for pair in self.items if id(pair[0].param) not in done]
 
     def restore(self) -> None:
         """Give the hidden gradients back (idempotent)."""
@@ -270,7 +275,6 @@ class FusedAdamStep:
             return
         with torch.no_grad():
             self.views = _fused_step(optimizer, self.planned)
-        self.done = set(self.views)
 
 
 def _scalar_dtype(is_fused: bool | None) -> torch.dtype:
@@ -366,10 +370,10 @@ def _fused_step(optimizer: torch.optim.Optimizer, planned: Sequence[Planned]) ->
                     (param[window], grad[window], exp_avg[window], exp_avg_sq[window], c),
                 )
             )
-    _run_parallel(tasks)
     # As torch's in-place updates do, so that autograd sees the change (the state tensors are in
-    # no graph: not theirs).
+    # no graph: not theirs); before the kernel, while the parameters are in cache.
     increment_version(params)
+    _run_parallel(tasks)
     return used
 
 

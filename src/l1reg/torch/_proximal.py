@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -425,13 +426,9 @@ class ProximalL1(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         self._check_groups()
-        items = [
-            (item, index)
-            for item, index in zip(self.regularizer.selected, self._group_of)
-            if item.group_axes is None
-        ]
+        pairs = list(zip(self.regularizer.selected, self._group_of))
         fused = FusedAdamStep(
-            items, self.fused is True, self._fused_error, self.__dict__.get("_views", {})
+            pairs, self.fused is True, self._fused_error, self.__dict__.get("_views", {})
         )
         optimizer = self.optimizer
         pre = optimizer.register_step_pre_hook(fused.plan)  # the last pre-hook
@@ -447,7 +444,7 @@ class ProximalL1(torch.optim.Optimizer):
             fused.restore()
         fused.run(optimizer, (), {})  # in case a step wrapper called the pre-hook only
         self._views = fused.views
-        self._prox_step(fused.done)
+        self._prox_pairs(fused.rest)
         return loss
 
     def _fused_error(self, name: str, reason: str) -> ValueError:
@@ -462,19 +459,16 @@ class ProximalL1(torch.optim.Optimizer):
     @torch.no_grad()
     def prox_step(self) -> None:
         """The proximal step alone, with the current learning rates and optimizer state."""
-        self._prox_step(frozenset())
+        self._check_groups()
+        self._prox_pairs(list(zip(self.regularizer.selected, self._group_of)))
 
     @torch.no_grad()
-    def _prox_step(self, skip: set[int] | frozenset[int]) -> None:
-        """The proximal step of every penalized parameter but those whose ids are in ``skip``."""
-        self._check_groups()
+    def _prox_pairs(self, pairs: Sequence[tuple[Selected, int]]) -> None:
+        """The proximal step of the items in ``pairs`` (each with its param group's index)."""
+        if not pairs:
+            return
         plain: dict[tuple[torch.device, torch.dtype], tuple[list, list]] = {}
         scaled: dict[tuple[torch.device, torch.dtype, bool], tuple[list, list, list]] = {}
-        pairs = [
-            (item, index)
-            for item, index in zip(self.regularizer.selected, self._group_of)
-            if id(item.param) not in skip
-        ]
         states = [self.optimizer.state.get(item.param, {}) for item, _ in pairs]
         steps = _steps(states) if self.metric == "optimizer" else [0.0] * len(states)
         rates: dict[int, float] = {}
