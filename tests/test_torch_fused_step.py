@@ -148,10 +148,11 @@ def test_fused_step_equals_adam_then_prox(make, monkeypatch):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_large_weights_and_threads(dtype, monkeypatch):
-    # 400 x 400 weights over two threads, cut at blocks of 1024 elements: the same as one thread.
+    # 400 x 400 weights in blocks of 1024 elements over 2 or 3 threads: the same as one thread.
     results = []
-    for threads, per_thread in ((1, 1 << 18), (2, 1 << 10), (3, 1 << 10)):
+    for threads, per_thread, block in ((1, 1 << 18, 1 << 18), (2, 1 << 10, 1 << 10), (3, 1, 4096)):
         monkeypatch.setattr(_fused_adam, "_MIN_PER_THREAD", per_thread)
+        monkeypatch.setattr(_fused_adam, "_BLOCK", block)
         torch.set_num_threads(threads)
         try:
             model = _mlp(widths=(400, 400)).to(dtype)
@@ -168,22 +169,18 @@ def test_large_weights_and_threads(dtype, monkeypatch):
             assert torch.equal(p, q)
 
 
-def test_split_covers_every_element_once(monkeypatch):
-    monkeypatch.setattr(_fused_adam, "_MIN_PER_THREAD", 64)
-    sizes = [5, 1 << 12, 0, 3, 1000, 1 << 13, 17, 0]
-    for threads in (1, 2, 3, 7):
-        parts = _fused_adam._split(sizes, threads)
-        assert 1 <= len(parts) <= threads
-        seen = [np.zeros(n, dtype=int) for n in sizes]
-        starts = set()
-        for part in parts:
-            for k, start, stop in part:
-                assert 0 <= start < stop <= sizes[k] or start == stop == sizes[k] == 0
-                assert start % _fused_adam._ALIGN == 0
-                seen[k][start:stop] += 1
-                starts.add((k, start))
-        assert all((s == 1).all() for s in seen)
-        assert {(k, 0) for k in range(len(sizes))} <= starts  # empty tensors too
+def test_blocks_cover_every_element_once(monkeypatch):
+    monkeypatch.setattr(_fused_adam, "_BLOCK", 1024)
+    sizes = [5, 1 << 12, 0, 3, 1000, 1025, (1 << 13) + 7, 17, 0]
+    blocks = _fused_adam._blocks(sizes)
+    seen = [np.zeros(n, dtype=int) for n in sizes]
+    for k, start, stop in blocks:
+        assert 0 <= start < stop <= sizes[k] or start == stop == sizes[k] == 0
+        assert start % 1024 == 0 and stop - start <= 1024
+        seen[k][start:stop] += 1
+    assert all((s == 1).all() for s in seen)
+    assert {(k, 0) for k in range(len(sizes))} <= {(k, start) for k, start, _ in blocks}
+    assert [k for k, _, _ in blocks] == sorted(k for k, _, _ in blocks)
 
 
 def test_mixed_parameters_fused_where_eligible(monkeypatch):
@@ -451,6 +448,7 @@ def test_new_tensors_between_steps():
 @pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
 def test_empty_parameter_counts_its_steps(monkeypatch):
     monkeypatch.setattr(_fused_adam, "_MIN_PER_THREAD", 64)
+    monkeypatch.setattr(_fused_adam, "_BLOCK", 256)
     torch.set_num_threads(2)
     try:
         results = []

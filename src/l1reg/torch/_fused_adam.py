@@ -14,15 +14,15 @@ parameter updated). The optimizer state is created and updated exactly as torch'
 float32 tensor, ``exp_avg`` and ``exp_avg_sq``), so ``state_dict``, ``load_state_dict`` and
 turning the fused path on or off between steps are seamless.
 
-Large steps are cut into blocks shared among ``torch.get_num_threads()`` threads (the kernel
-releases the GIL): the cores torch's fused Adam would use.
+Large steps are cut into blocks that ``torch.get_num_threads()`` threads take one at a time
+(the kernel releases the GIL): the cores torch's fused Adam would use.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -39,8 +39,9 @@ _DTYPES = (torch.float32, torch.float64)
 # A step is shared among threads only when each gets at least this many elements (a thread's
 # round trip costs some 50 us; this is ~100 us of work).
 _MIN_PER_THREAD = 1 << 18
-# Cut points between threads at multiples of 64 bytes (no cache line written by two threads).
-_ALIGN = 16
+# Larger tensors are cut into blocks of this many elements (a multiple of 16: no cache line is
+# written by two threads), which the threads take one at a time.
+_BLOCK = 1 << 18
 
 
 def optimizer_reason(optimizer: torch.optim.Optimizer) -> str | None:
@@ -347,65 +348,43 @@ def _fused_step(optimizer: torch.optim.Optimizer, planned: Sequence[Planned]) ->
         dtype: kernel.new_coefficients(dtype, len(arrays)) for dtype in {a[0].dtype for a in arrays}
     }
     sizes = [a[0].shape[0] for a in arrays]
-    parts = _split(sizes, _threads())
-    tasks: list[list[tuple[Callable[..., None], tuple]]] = [[] for _ in parts]
-    for t, part in enumerate(parts):
-        for k, start, stop in part:
-            param, grad, exp_avg, exp_avg_sq, step = arrays[k]
-            c = coefficients[param.dtype][k]
-            if start == 0 and stop == sizes[k]:
-                tasks[t].append(
-                    (
-                        kernel.adam_prox_,
-                        (param, grad, exp_avg, exp_avg_sq, step, hyper_rows[which[k]], c),
-                    )
-                )
-                continue
-            if start == 0:  # a tensor cut among threads: its step count and coefficients first
-                kernel.coefficients_(step, hyper_rows[which[k]], c)
-            window = slice(start, stop)
-            tasks[t].append(
-                (
-                    kernel.adam_prox_loop_,
-                    (param[window], grad[window], exp_avg[window], exp_avg_sq[window], c),
-                )
-            )
+    tasks: list[tuple[Callable[..., None], tuple]] = []
+    for k, start, stop in _blocks(sizes):
+        param, grad, exp_avg, exp_avg_sq, step = arrays[k]
+        c = coefficients[param.dtype][k]
+        if start == 0 and stop == sizes[k]:
+            args = (param, grad, exp_avg, exp_avg_sq, step, hyper_rows[which[k]], c)
+            tasks.append((kernel.adam_prox_, args))
+            continue
+        if start == 0:  # a tensor cut into blocks: its step count and coefficients first
+            kernel.coefficients_(step, hyper_rows[which[k]], c)
+        window = slice(start, stop)
+        args = (param[window], grad[window], exp_avg[window], exp_avg_sq[window], c)
+        tasks.append((kernel.adam_prox_loop_, args))
     # As torch's in-place updates do, so that autograd sees the change (the state tensors are in
     # no graph: not theirs); before the kernel, while the parameters are in cache.
     increment_version(params)
-    _run_parallel(tasks)
+    _run_parallel(tasks, _helpers(sum(sizes), len(tasks)))
     return used
 
 
-def _threads() -> int:
-    return max(torch.get_num_threads(), 1)
+def _helpers(total: int, tasks: int) -> int:
+    """How many pool threads help the calling one: ``torch.get_num_threads() - 1`` at most."""
+    return max(0, min(torch.get_num_threads() - 1, total // _MIN_PER_THREAD - 1, tasks - 1))
 
 
-def _split(sizes: Sequence[int], threads: int) -> list[list[tuple[int, int, int]]]:
-    """Cut the tensors of ``sizes``, in order, into at most ``threads`` parts of about equal size.
+def _blocks(sizes: Sequence[int]) -> list[tuple[int, int, int]]:
+    """``(tensor index, start, stop)``: the tensors of ``sizes`` in blocks of ``_BLOCK`` at most.
 
-    Each part is a list of ``(tensor index, start, stop)``, parts in order; a tensor is cut at
-    multiples of ``_ALIGN`` elements from its start.
+    A tensor no larger than a block is one block (an empty one too: its step count goes up).
     """
-    total = sum(sizes)
-    count = max(1, min(threads, total // _MIN_PER_THREAD))
-    if count == 1:
-        return [[(k, 0, n) for k, n in enumerate(sizes)]]
-    parts: list[list[tuple[int, int, int]]] = [[] for _ in range(count)]
-    share = -(-total // count)
-    offset = 0
+    blocks = []
     for k, n in enumerate(sizes):
-        if n == 0:  # stepped all the same: its step count goes up, as in torch
-            parts[min(offset // share, count - 1)].append((k, 0, 0))
-        start = 0
-        while start < n:
-            part = (offset + start) // share
-            end = (part + 1) * share - offset  # where this part ends, in the tensor's indices
-            stop = n if part == count - 1 else min(n, -(-end // _ALIGN) * _ALIGN)
-            parts[part].append((k, start, stop))
-            start = stop
-        offset += n
-    return [p for p in parts if p]
+        if n <= _BLOCK:
+            blocks.append((k, 0, n))
+        else:
+            blocks += [(k, start, min(start + _BLOCK, n)) for start in range(0, n, _BLOCK)]
+    return blocks
 
 
 _POOL_LOCK = threading.Lock()
@@ -427,19 +406,25 @@ def _pool(workers: int) -> ThreadPoolExecutor:
         return _POOL[2]
 
 
-def _run_tasks(tasks: Sequence[tuple[Callable[..., None], tuple]]) -> None:
+def _run_tasks(tasks: Iterator[tuple[Callable[..., None], tuple]]) -> None:
     for function, args in tasks:
         function(*args)
 
 
-def _run_parallel(parts: Sequence[Sequence[tuple[Callable[..., None], tuple]]]) -> None:
-    """Run the first part here and the others in the pool's threads; wait for all."""
+def _run_parallel(tasks: Sequence[tuple[Callable[..., None], tuple]], helpers: int) -> None:
+    """Run ``tasks`` here and in ``helpers`` pool threads, each taking the next task when free.
+
+    Taken one at a time (from one iterator, under the GIL), the tasks go to the threads that
+    are free: a thread slowed down by another one on its core (torch's OpenMP workers spin for
+    a few ms after each parallel region) takes fewer of them.
+    """
+    queue = iter(tasks)
     futures: list[Future] = []
-    if len(parts) > 1:
-        pool = _pool(len(parts) - 1)
-        futures = [pool.submit(_run_tasks, part) for part in parts[1:]]
+    if helpers:
+        pool = _pool(helpers)
+        futures = [pool.submit(_run_tasks, queue) for _ in range(helpers)]
     try:
-        _run_tasks(parts[0])
+        _run_tasks(queue)
     finally:
         for future in futures:
             future.result()
