@@ -15,7 +15,11 @@ float32 tensor, ``exp_avg`` and ``exp_avg_sq``), so ``state_dict``, ``load_state
 turning the fused path on or off between steps are seamless.
 
 Large steps are cut into blocks that ``torch.get_num_threads()`` threads take one at a time
-(the kernel releases the GIL): the cores torch's fused Adam would use.
+(the kernel releases the GIL): the cores torch's fused Adam would use. These are Python threads,
+not torch's OpenMP team, whose workers keep spinning for a few ms after each parallel region
+(libgomp's default): a helper thread then shares its core with one and takes fewer blocks. On
+the 2-core machine of ``benchmarks/prox_torch.py`` one thread already gets most of the memory
+bandwidth; the second brought nothing measurable there (torch's fused Adam gains 15-25 %).
 """
 
 from __future__ import annotations
