@@ -57,18 +57,26 @@ values or more are shrunk in place instead, chunk by chunk through two cached sc
 on the local shards of DTensor parameters and needs no communication. The group step needs the
 sums over groups split across shards: one all-reduce for the norms, and in the optimizer's metric
 one more for the zero test and two per Newton step.
+
+On the CPU that separate pass costs more than the optimizer's step (both are memory-bound), so with
+``torch.optim.Adam`` or ``AdamW`` the plain L1 prox is fused into the step where it can be
+(``fused=None``, the default; ``_fused_adam`` and ``_adam_kernel``): one pass reads the gradient,
+updates the moments and the weight and soft-thresholds it at ``lr * lambda_reg / D_i``, the same
+result as the step then the prox, to an ulp.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from .._validation import invalid_parameter
 from ._fused import _scratch, all_reduce_sum, is_dtensor, shard_groups
+from ._fused_adam import ADAMS, FusedAdamStep
 from ._regularizer import L1Regularizer, check_regularizer, group_squares
 from ._selection import Selected
 
@@ -243,6 +251,17 @@ class ProximalL1(torch.optim.Optimizer):
         The penalty and its parameters; ``regularizer.lambda_reg`` is read at every step.
     metric : {"optimizer", "plain"}, default "optimizer"
         ``"plain"`` forces the threshold ``lr * lambda_reg`` whatever the optimizer.
+    fused : bool or None, default None
+        Fuse the prox into the optimizer's step, one pass over memory for both, where it can:
+        ``torch.optim.Adam`` or ``AdamW`` (exactly those classes) and ``metric="optimizer"``, for
+        contiguous float32/float64 CPU parameters under the plain L1 penalty, with a dense
+        gradient, in param groups without ``amsgrad``, ``capturable`` or ``differentiable``.
+        The result is the same as Adam's step then :meth:`prox_step` (to an ulp). ``None``:
+        wherever it can; ``False``: never; ``True``: raise a ``ValueError`` (naming the
+        parameter and the reason) at a step where a penalized parameter with a gradient cannot,
+        or here for another optimizer, ``metric="plain"`` or a group penalty. As torch's
+        ``fused``, it concerns speed only; the state is torch's own either way. The first fused
+        step imports numba (about half a second).
 
     Examples
     --------
@@ -264,6 +283,7 @@ class ProximalL1(torch.optim.Optimizer):
         regularizer: L1Regularizer,
         *,
         metric: str = "optimizer",
+        fused: bool | None = None,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer) or isinstance(optimizer, ProximalL1):
             raise TypeError(
@@ -272,9 +292,42 @@ class ProximalL1(torch.optim.Optimizer):
         regularizer = check_regularizer(regularizer, _OWNER)
         if metric not in _METRICS or not isinstance(metric, str):
             raise ValueError(invalid_parameter("metric", _OWNER, "'optimizer' or 'plain'", metric))
+        if fused is not None and not isinstance(fused, bool):
+            raise TypeError(invalid_parameter("fused", _OWNER, "None, True or False", fused))
+        if fused and metric != "optimizer":
+            raise ValueError(
+                invalid_parameter(
+                    "fused",
+                    _OWNER,
+                    "None or False with metric='plain' (the fused prox is in Adam's metric)",
+                    fused,
+                )
+            )
+        if fused and type(optimizer) not in ADAMS:
+            raise ValueError(
+                invalid_parameter(
+                    "fused",
+                    _OWNER,
+                    "None or False for a "
+                    f"{type(optimizer).__name__} (the fused step is torch.optim.Adam's or AdamW's)",
+                    fused,
+                )
+            )
+        grouped = [item.name for item in regularizer.selected if item.group_axes is not None]
+        if fused and grouped:
+            raise ValueError(
+                invalid_parameter(
+                    "fused",
+                    _OWNER,
+                    f"None or False for a group penalty (on {grouped[0]!r}; the fused step "
+                    "takes the plain L1 penalty)",
+                    fused,
+                )
+            )
         self.optimizer = optimizer
         self.regularizer = regularizer
         self.metric = metric
+        self.fused = fused
         self._group_of = self._locate()
         # Optimizer.__init__ is not called (the wrapped optimizer owns the state); these are the
         # attributes that torch's hooks and profiler expect on an optimizer.
@@ -344,33 +397,82 @@ class ProximalL1(torch.optim.Optimizer):
         self._group_of = self._locate()
 
     def __repr__(self) -> str:
-        return f"ProximalL1({self.optimizer!r}, {self.regularizer!r}, metric={self.metric!r})"
+        fused = "" if self.fused is None else f", fused={self.fused!r}"
+        return (
+            f"ProximalL1({self.optimizer!r}, {self.regularizer!r}, metric={self.metric!r}{fused})"
+        )
 
     def __getstate__(self) -> dict[str, Any]:
-        return self.__dict__
+        # (the fused step's NumPy views of the tensors are made again at the next step)
+        return {k: v for k, v in self.__dict__.items() if k != "_views"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.setdefault("fused", None)  # pickled before the fused step existed
         self.__dict__.update(state)
 
     def step(self, closure: Any = None) -> Any:
-        """One step of the wrapped optimizer, then the proximal step. Returns the closure's loss."""
-        loss = self.optimizer.step() if closure is None else self.optimizer.step(closure)
-        self.prox_step()
+        """One step of the wrapped optimizer, then the proximal step. Returns the closure's loss.
+
+        Where the prox is fused into the optimizer's step (see ``fused``), the closure is
+        evaluated first, under ``torch.enable_grad()``, and the wrapped optimizer's ``step()`` is
+        called without it: its hooks and the schedulers' bookkeeping see an ordinary step.
+        """
+        if self.fused is False or self.metric != "optimizer" or type(self.optimizer) not in ADAMS:
+            loss = self.optimizer.step() if closure is None else self.optimizer.step(closure)
+            self.prox_step()
+            return loss
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._check_groups()
+        pairs = list(zip(self.regularizer.selected, self._group_of))
+        fused = FusedAdamStep(
+            pairs, self.fused is True, self._fused_error, self.__dict__.get("_views", {})
+        )
+        optimizer = self.optimizer
+        pre = optimizer.register_step_pre_hook(fused.plan)  # the last pre-hook
+        post = optimizer.register_step_post_hook(fused.run)
+        post_hooks = getattr(optimizer, "_optimizer_step_post_hooks", None)
+        if post_hooks is not None and post.id in post_hooks:
+            post_hooks.move_to_end(post.id, last=False)  # the first post-hook
+        try:
+            optimizer.step()
+        finally:
+            pre.remove()
+            post.remove()
+            fused.restore()
+        fused.run(optimizer, (), {})  # in case a step wrapper called the pre-hook only
+        self._views = fused.views
+        self._prox_pairs(fused.rest)
         return loss
+
+    def _fused_error(self, name: str, reason: str) -> ValueError:
+        what = f"parameter {name!r}" if name else "this optimizer"
+        expected = f"None or False: the fused step cannot take {what} ({reason})"
+        return ValueError(invalid_parameter("fused", _OWNER, expected, True))
+
+    def _check_groups(self) -> None:
+        if len(self._group_of) != len(self.regularizer.selected):
+            self._group_of = self._locate()
 
     @torch.no_grad()
     def prox_step(self) -> None:
         """The proximal step alone, with the current learning rates and optimizer state."""
-        if len(self._group_of) != len(self.regularizer.selected):
-            self._group_of = self._locate()
+        self._check_groups()
+        self._prox_pairs(list(zip(self.regularizer.selected, self._group_of)))
+
+    @torch.no_grad()
+    def _prox_pairs(self, pairs: Sequence[tuple[Selected, int]]) -> None:
+        """The proximal step of the items in ``pairs`` (each with its param group's index)."""
+        if not pairs:
+            return
         plain: dict[tuple[torch.device, torch.dtype], tuple[list, list]] = {}
         scaled: dict[tuple[torch.device, torch.dtype, bool], tuple[list, list, list]] = {}
-        states = [self.optimizer.state.get(item.param, {}) for item in self.regularizer.selected]
+        states = [self.optimizer.state.get(item.param, {}) for item, _ in pairs]
         steps = _steps(states) if self.metric == "optimizer" else [0.0] * len(states)
         rates: dict[int, float] = {}
-        for item, index, state, step in zip(
-            self.regularizer.selected, self._group_of, states, steps
-        ):
+        for (item, index), state, step in zip(pairs, states, steps):
             group = self.optimizer.param_groups[index]
             if index not in rates:
                 rates[index] = _as_float(group["lr"])  # one host copy per group for tensor rates
