@@ -434,6 +434,40 @@ def test_adam_group_prox_is_the_exact_prox_in_adams_metric(device):
     assert np.all(got[1] == 0) and np.all(got[0] != 0)
 
 
+@pytest.mark.parametrize("groups", ["input", "output"])
+def test_compiled_group_prox_matches_the_eager_one(groups):
+    # On the CPU a contiguous float32/float64 weight goes through the compiled loop; the same
+    # values in channels-last layout (not contiguous, and Adam's state follows it) take the eager
+    # torch code. Both solve the same prox.
+    torch.manual_seed(6)
+    conv = nn.Conv2d(6, 8, 3)
+    twin = copy.deepcopy(conv)
+    twin.weight = nn.Parameter(conv.weight.detach().to(memory_format=torch.channels_last))
+    assert conv.weight.is_contiguous() and not twin.weight.is_contiguous()
+    generator = torch.Generator().manual_seed(7)
+    steppers = [
+        ProximalL1(
+            torch.optim.Adam(model.parameters(), lr=0.05),
+            L1Regularizer(model, 0.02, groups=groups, include="weight"),
+        )
+        for model in (conv, twin)
+    ]
+    for _ in range(4):
+        gradient = torch.randn(conv.weight.shape, generator=generator)
+        gradient[:, :2] *= 0.01  # small gradients on some input channels: they go to zero
+        gradient[:3] *= 0.01  # and on some output channels
+        for model, stepper in zip((conv, twin), steppers):
+            model.weight.grad = gradient.clone()
+            model.bias.grad = torch.zeros_like(model.bias)
+            stepper.step()
+    compiled, eager = conv.weight.detach(), twin.weight.detach()
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-7)
+    assert torch.equal(compiled == 0, eager == 0)
+    axes = (0, 2, 3) if groups == "input" else (1, 2, 3)
+    zero_groups = (compiled == 0).all(dim=axes)
+    assert 0 < int(zero_groups.sum()) < zero_groups.numel()
+
+
 def test_plain_metric_after_adam_gives_fewer_zeros(device):
     x, y = _batch(device)
     zeros = {}

@@ -75,7 +75,15 @@ from typing import Any
 import torch
 
 from .._validation import invalid_parameter
-from ._fused import _scratch, all_reduce_sum, is_dtensor, shard_groups
+from ._fused import (
+    _kernels,
+    _numpy_view,
+    _scratch,
+    _viewable,
+    all_reduce_sum,
+    is_dtensor,
+    shard_groups,
+)
 from ._fused_adam import ADAMS, FusedAdamStep
 from ._regularizer import L1Regularizer, check_regularizer, group_squares
 from ._selection import Selected
@@ -521,6 +529,8 @@ def _group_prox_(item: Selected, threshold: float, metric: _Denominator | None) 
         factor = torch.where(keep, 1 - tau / torch.where(keep, norms, 1), 0)
         local.mul_(factor.to(local.dtype).reshape(shape))
         return
+    if not is_dtensor(param) and _compiled_group_prox_(local, axes, metric, tau):
+        return
     groups = shard_groups(param, axes) if is_dtensor(param) else None
 
     def group_sums(values: torch.Tensor) -> torch.Tensor:
@@ -554,6 +564,40 @@ def _group_prox_(item: Selected, threshold: float, metric: _Denominator | None) 
             break
     factor = torch.where(keep_shaped, s / (s + c), 0)
     local.copy_((z * factor).to(local.dtype))
+
+
+def _compiled_group_prox_(
+    local: torch.Tensor, axes: tuple[int, ...], metric: _Denominator, tau: float
+) -> bool:
+    """The group prox by the compiled CPU loop, where it applies; False where it does not.
+
+    It applies to a contiguous float32/float64 CPU tensor (not a shard: its group norms would need
+    the other ranks) whose groups run along a single axis, with a metric of the same layout.
+    """
+    second = metric.second
+    kept = [a for a in range(local.dim()) if a not in axes]
+    if not (
+        len(kept) == 1
+        and _viewable(local)
+        and _viewable(second)
+        and second.dtype == local.dtype
+        and second.shape == local.shape
+    ):
+        return False
+    g = kept[0]
+    shape = (math.prod(local.shape[:g]), local.shape[g], math.prod(local.shape[g + 1 :]))
+    scratch = _scratch(local.device, torch.float64, local.numel(), 4)[: local.numel()]
+    _kernels().group_prox_metric_(
+        _numpy_view(local).reshape(shape),
+        _numpy_view(second).reshape(shape),
+        scratch.numpy().reshape(shape),
+        metric.take_sqrt,
+        metric.scale,
+        metric.shift,
+        tau,
+        _NEWTON_STEPS,
+    )
+    return True
 
 
 def _keepdim_shape(tensor: torch.Tensor, axes: tuple[int, ...]) -> tuple[int, ...]:
