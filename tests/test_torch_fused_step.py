@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 from torch import nn  # noqa: E402
 
-from l1reg.torch import L1Regularizer, ProximalL1, _fused_adam  # noqa: E402
+from l1reg.torch import L1Regularizer, ProximalL1, _fused_adam, _threads  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -151,8 +151,8 @@ def test_large_weights_and_threads(dtype, monkeypatch):
     # 400 x 400 weights in blocks of 1024 elements over 2 or 3 threads: the same as one thread.
     results = []
     for threads, per_thread, block in ((1, 1 << 18, 1 << 18), (2, 1 << 10, 1 << 10), (3, 1, 4096)):
-        monkeypatch.setattr(_fused_adam, "_MIN_PER_THREAD", per_thread)
-        monkeypatch.setattr(_fused_adam, "_BLOCK", block)
+        monkeypatch.setattr(_threads, "MIN_PER_THREAD", per_thread)
+        monkeypatch.setattr(_threads, "BLOCK", block)
         torch.set_num_threads(threads)
         try:
             model = _mlp(widths=(400, 400)).to(dtype)
@@ -170,9 +170,9 @@ def test_large_weights_and_threads(dtype, monkeypatch):
 
 
 def test_blocks_cover_every_element_once(monkeypatch):
-    monkeypatch.setattr(_fused_adam, "_BLOCK", 1024)
+    monkeypatch.setattr(_threads, "BLOCK", 1024)
     sizes = [5, 1 << 12, 0, 3, 1000, 1025, (1 << 13) + 7, 17, 0]
-    blocks = _fused_adam._blocks(sizes)
+    blocks = _threads.blocks(sizes)
     seen = [np.zeros(n, dtype=int) for n in sizes]
     for k, start, stop in blocks:
         assert 0 <= start < stop <= sizes[k] or start == stop == sizes[k] == 0
@@ -447,8 +447,8 @@ def test_new_tensors_between_steps():
 
 @pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
 def test_empty_parameter_counts_its_steps(monkeypatch):
-    monkeypatch.setattr(_fused_adam, "_MIN_PER_THREAD", 64)
-    monkeypatch.setattr(_fused_adam, "_BLOCK", 256)
+    monkeypatch.setattr(_threads, "MIN_PER_THREAD", 64)
+    monkeypatch.setattr(_threads, "BLOCK", 256)
     torch.set_num_threads(2)
     try:
         results = []

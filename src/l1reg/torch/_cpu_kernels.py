@@ -7,26 +7,21 @@ hundred terms) and the blocks in float64: exact past 2**24 elements, like torch'
 ``reassoc`` is the only relaxed floating-point rule, which is what lets the block vectorize; NaN and
 infinity propagate as in plain arithmetic.
 
-The loops release the GIL: with ``torch.get_num_threads()`` above 1, the arrays are cut into that
-many shares of equal size, and all but one run on a small pool of threads (as torch's own kernels
-would use that many threads).
+The loops release the GIL, so the blocks of large lists run on several threads (:mod:`._threads`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 
-__all__ = ["sign_times_all", "sum_abs_all"]
+from . import _threads
+
+__all__ = ["group_prox_metric_", "sign_times_all", "sum_abs_all"]
 
 _BLOCK = 4096
-# Below this many values in all, one thread: handing work to another thread costs tens of us.
-_PARALLEL_MIN = 1 << 20
-_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool)
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
@@ -58,70 +53,29 @@ def sign_times(x: np.ndarray, scale: float, out: np.ndarray) -> None:  # pragma:
         out[i] = value if v > zero else (-value if v < zero else zero)
 
 
-def _executor(workers: int) -> ThreadPoolExecutor:
-    """The pool of ``workers`` threads; a new one after a fork (the parent's threads are gone)."""
-    global _pool
-    if _pool is None or _pool[0] != os.getpid() or _pool[1] != workers:
-        _pool = (os.getpid(), workers, ThreadPoolExecutor(workers, "l1reg-cpu"))
-    return _pool[2]
+def sum_abs_all(arrays: Sequence[np.ndarray]) -> float:
+    """``sum |a|`` over 1-d float arrays, in blocks shared among threads (see :mod:`._threads`).
+
+    The blocks are summed in a fixed order: the same result on any number of threads.
+    """
+    cut = _threads.blocks([a.size for a in arrays])
+    partials = np.zeros(len(cut))
+
+    def add(i: int, array: np.ndarray) -> None:
+        partials[i] = sum_abs(array)
+
+    tasks = [(add, (i, arrays[k][start:stop])) for i, (k, start, stop) in enumerate(cut)]
+    _threads.run_parallel(tasks, _threads.helpers(sum(a.size for a in arrays), len(tasks)))
+    return float(partials.sum())
 
 
-def _shares(arrays: Sequence[np.ndarray], count: int) -> list[list[tuple[int, slice]]]:
-    """``count`` lists of (array index, slice), each covering about 1/count of all values."""
-    total = sum(a.size for a in arrays)
-    target = -(-total // count)
-    shares: list[list[tuple[int, slice]]] = [[]]
-    room = target
-    for index, array in enumerate(arrays):
-        start = 0
-        while start < array.size:
-            take = min(room, array.size - start)
-            shares[-1].append((index, slice(start, start + take)))
-            start += take
-            room -= take
-            if room == 0 and len(shares) < count:
-                shares.append([])
-                room = target
-    return [share for share in shares if share]
-
-
-def _threads(total: int, threads: int) -> int:
-    return 1 if total < _PARALLEL_MIN else max(1, threads)
-
-
-def sum_abs_all(arrays: Sequence[np.ndarray], threads: int = 1) -> float:
-    """``sum |a|`` over 1-d float arrays, on up to ``threads`` threads."""
-    count = _threads(sum(a.size for a in arrays), threads)
-    if count == 1:
-        return float(sum(sum_abs(a) for a in arrays))
-    shares = _shares(arrays, count)
-
-    def work(share: list[tuple[int, slice]]) -> float:
-        return float(sum(sum_abs(arrays[i][part]) for i, part in share))
-
-    futures = [_executor(count - 1).submit(work, share) for share in shares[1:]]
-    return work(shares[0]) + sum(f.result() for f in futures)
-
-
-def sign_times_all(
-    arrays: Sequence[np.ndarray], scale: float, outs: Sequence[np.ndarray], threads: int = 1
-) -> None:
-    """``out = sign(a) * scale`` for each pair, on up to ``threads`` threads."""
-    count = _threads(sum(a.size for a in arrays), threads)
-    if count == 1:
-        for array, out in zip(arrays, outs):
-            sign_times(array, scale, out)
-        return
-    shares = _shares(arrays, count)
-
-    def work(share: list[tuple[int, slice]]) -> None:
-        for i, part in share:
-            sign_times(arrays[i][part], scale, outs[i][part])
-
-    futures = [_executor(count - 1).submit(work, share) for share in shares[1:]]
-    work(shares[0])
-    for future in futures:
-        future.result()
+def sign_times_all(arrays: Sequence[np.ndarray], scale: float, outs: Sequence[np.ndarray]) -> None:
+    """``out = sign(a) * scale`` for each pair, in blocks shared among threads."""
+    tasks = [
+        (sign_times, (arrays[k][start:stop], scale, outs[k][start:stop]))
+        for k, start, stop in _threads.blocks([a.size for a in arrays])
+    ]
+    _threads.run_parallel(tasks, _threads.helpers(sum(a.size for a in arrays), len(tasks)))
 
 
 @numba.njit(cache=True, nogil=True)

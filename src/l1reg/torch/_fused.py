@@ -158,7 +158,7 @@ def _sum_abs_same_device(tensors: Sequence[torch.Tensor], dtype: torch.dtype) ->
     if write is not None:
         write.flush()
     if compiled:
-        value = _kernels().sum_abs_all(compiled, torch.get_num_threads())
+        value = _kernels().sum_abs_all(compiled)
         partials.append(torch.tensor(value, dtype=dtype))
     if not partials:
         return torch.zeros((), device=device, dtype=dtype)
@@ -248,7 +248,7 @@ class _L1Norm(torch.autograd.Function):
                 (complex_ if tensor.is_complex() else real).append(i)
         if views:
             scale = float(grad_output)
-            _kernels().sign_times_all(views, scale, outs, torch.get_num_threads())
+            _kernels().sign_times_all(views, scale, outs)
         # d|p|/dp = sign(p), and sign(0) = 0: the minimum-norm subgradient at zero. The tensors
         # go in buckets of about a cache's size, so that the multiplication finds the signs
         # still in cache.

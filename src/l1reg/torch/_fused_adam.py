@@ -15,37 +15,27 @@ float32 tensor, ``exp_avg`` and ``exp_avg_sq``), so ``state_dict``, ``load_state
 turning the fused path on or off between steps are seamless.
 
 Large steps are cut into blocks that ``torch.get_num_threads()`` threads take one at a time
-(the kernel releases the GIL): the cores torch's fused Adam would use. These are Python threads,
-not torch's OpenMP team, whose workers keep spinning for a few ms after each parallel region
-(libgomp's default): a helper thread then shares its core with one and takes fewer blocks. On
-the 2-core machine of ``benchmarks/prox_torch.py`` one thread already gets most of the memory
-bandwidth; the second brought nothing measurable there (torch's fused Adam gains 15-25 %).
+(:mod:`._threads`; the kernel releases the GIL). On the 2-core machine of
+``benchmarks/prox_torch.py`` one thread already gets most of the memory bandwidth; the second
+brought nothing measurable there (torch's fused Adam gains 15-25 %).
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch.autograd.graph import increment_version
 
+from . import _threads
 from ._fused import is_dtensor
 
 __all__ = ["ADAMS", "FusedAdamStep", "Views", "param_reason"]
 
 ADAMS = (torch.optim.Adam, torch.optim.AdamW)
 _DTYPES = (torch.float32, torch.float64)
-# A step is shared among threads only when each gets at least this many elements (a thread's
-# round trip costs some 50 us; this is ~100 us of work).
-_MIN_PER_THREAD = 1 << 18
-# Larger tensors are cut into blocks of this many elements (a multiple of 16: no cache line is
-# written by two threads), which the threads take one at a time.
-_BLOCK = 1 << 18
 
 
 def optimizer_reason(optimizer: torch.optim.Optimizer) -> str | None:
@@ -353,7 +343,7 @@ def _fused_step(optimizer: torch.optim.Optimizer, planned: Sequence[Planned]) ->
     }
     sizes = [a[0].shape[0] for a in arrays]
     tasks: list[tuple[Callable[..., None], tuple]] = []
-    for k, start, stop in _blocks(sizes):
+    for k, start, stop in _threads.blocks(sizes):
         param, grad, exp_avg, exp_avg_sq, step = arrays[k]
         c = coefficients[param.dtype][k]
         if start == 0 and stop == sizes[k]:
@@ -368,67 +358,5 @@ def _fused_step(optimizer: torch.optim.Optimizer, planned: Sequence[Planned]) ->
     # As torch's in-place updates do, so that autograd sees the change (the state tensors are in
     # no graph: not theirs); before the kernel, while the parameters are in cache.
     increment_version(params)
-    _run_parallel(tasks, _helpers(sum(sizes), len(tasks)))
+    _threads.run_parallel(tasks, _threads.helpers(sum(sizes), len(tasks)))
     return used
-
-
-def _helpers(total: int, tasks: int) -> int:
-    """How many pool threads help the calling one: ``torch.get_num_threads() - 1`` at most."""
-    return max(0, min(torch.get_num_threads() - 1, total // _MIN_PER_THREAD - 1, tasks - 1))
-
-
-def _blocks(sizes: Sequence[int]) -> list[tuple[int, int, int]]:
-    """``(tensor index, start, stop)``: the tensors of ``sizes`` in blocks of ``_BLOCK`` at most.
-
-    A tensor no larger than a block is one block (an empty one too: its step count goes up).
-    """
-    blocks = []
-    for k, n in enumerate(sizes):
-        if n <= _BLOCK:
-            blocks.append((k, 0, n))
-        else:
-            blocks += [(k, start, min(start + _BLOCK, n)) for start in range(0, n, _BLOCK)]
-    return blocks
-
-
-_POOL_LOCK = threading.Lock()
-_POOL: tuple[int, int, ThreadPoolExecutor] | None = None
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """A pool of ``workers`` threads, made again after a fork (whose child has no threads)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] != workers:
-            if _POOL is not None and _POOL[0] == os.getpid():
-                _POOL[2].shutdown(wait=False)
-            _POOL = (
-                os.getpid(),
-                workers,
-                ThreadPoolExecutor(workers, thread_name_prefix="l1reg-adam"),
-            )
-        return _POOL[2]
-
-
-def _run_tasks(tasks: Iterator[tuple[Callable[..., None], tuple]]) -> None:
-    for function, args in tasks:
-        function(*args)
-
-
-def _run_parallel(tasks: Sequence[tuple[Callable[..., None], tuple]], helpers: int) -> None:
-    """Run ``tasks`` here and in ``helpers`` pool threads, each taking the next task when free.
-
-    Taken one at a time (from one iterator, under the GIL), the tasks go to the threads that
-    are free: a thread slowed down by another one on its core (torch's OpenMP workers spin for
-    a few ms after each parallel region) takes fewer of them.
-    """
-    queue = iter(tasks)
-    futures: list[Future] = []
-    if helpers:
-        pool = _pool(helpers)
-        futures = [pool.submit(_run_tasks, queue) for _ in range(helpers)]
-    try:
-        _run_tasks(queue)
-    finally:
-        for future in futures:
-            future.result()
