@@ -170,31 +170,6 @@ def test_compiled_cpu_loop_propagates_nan_and_supports_double_backward():
     assert dlam.item() == torch.sign(weight.detach()).sum().item()
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
-def test_compiled_loops_give_the_same_result_on_any_number_of_threads(threads, monkeypatch):
-    from l1reg.torch import _cpu_kernels, _threads
-
-    monkeypatch.setattr(_threads, "BLOCK", 1 << 14)  # many blocks, shared among the threads
-    monkeypatch.setattr(_threads, "MIN_PER_THREAD", 1 << 14)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        rng = np.random.default_rng(5)
-        sizes = [150_001, 7, 0, 40_000, 1 << 16]
-        arrays = [rng.standard_normal(n).astype(np.float32) for n in sizes]
-        arrays[0][::3] = 0
-        total = _cpu_kernels.sum_abs_all(arrays)
-        outs = [np.full_like(a, np.nan) for a in arrays]
-        _cpu_kernels.sign_times_all(arrays, -0.25, outs)
-    finally:
-        torch.set_num_threads(previous)
-    reference = sum(np.abs(a.astype(np.float64)).sum() for a in arrays)
-    assert total == pytest.approx(reference, rel=1e-7)
-    assert total == _cpu_kernels.sum_abs_all(arrays)  # blocks summed in a fixed order
-    for array, out in zip(arrays, outs):
-        np.testing.assert_array_equal(out, -0.25 * np.sign(array))
-
-
 # --------------------------------------------------------------------------- L1Regularizer
 
 

@@ -7,7 +7,11 @@ hundred terms) and the blocks in float64: exact past 2**24 elements, like torch'
 ``reassoc`` is the only relaxed floating-point rule, which is what lets the block vectorize; NaN and
 infinity propagate as in plain arithmetic.
 
-The loops release the GIL, so the blocks of large lists run on several threads (:mod:`._threads`).
+They run in the calling thread. Helper threads (as the fused Adam step uses, :mod:`._threads`)
+made them slower where it matters: the penalty is computed right after the model's forward pass,
+while torch's OpenMP workers still spin on every core, and a helper thread sharing a core with
+one cost more than it saved (forward+backward of the 10 M-parameter MLP in
+``benchmarks/penalty_torch.py``, 2 threads: 7.4 ms with a helper, 5.3 ms without).
 """
 
 from __future__ import annotations
@@ -16,8 +20,6 @@ from collections.abc import Sequence
 
 import numba
 import numpy as np
-
-from . import _threads
 
 __all__ = ["group_prox_metric_", "sign_times_all", "sum_abs_all"]
 
@@ -54,28 +56,14 @@ def sign_times(x: np.ndarray, scale: float, out: np.ndarray) -> None:  # pragma:
 
 
 def sum_abs_all(arrays: Sequence[np.ndarray]) -> float:
-    """``sum |a|`` over 1-d float arrays, in blocks shared among threads (see :mod:`._threads`).
-
-    The blocks are summed in a fixed order: the same result on any number of threads.
-    """
-    cut = _threads.blocks([a.size for a in arrays])
-    partials = np.zeros(len(cut))
-
-    def add(i: int, array: np.ndarray) -> None:
-        partials[i] = sum_abs(array)
-
-    tasks = [(add, (i, arrays[k][start:stop])) for i, (k, start, stop) in enumerate(cut)]
-    _threads.run_parallel(tasks, _threads.helpers(sum(a.size for a in arrays), len(tasks)))
-    return float(partials.sum())
+    """``sum |a|`` over 1-d float arrays, in the calling thread (see the module docstring)."""
+    return float(sum(sum_abs(a) for a in arrays))
 
 
 def sign_times_all(arrays: Sequence[np.ndarray], scale: float, outs: Sequence[np.ndarray]) -> None:
-    """``out = sign(a) * scale`` for each pair, in blocks shared among threads."""
-    tasks = [
-        (sign_times, (arrays[k][start:stop], scale, outs[k][start:stop]))
-        for k, start, stop in _threads.blocks([a.size for a in arrays])
-    ]
-    _threads.run_parallel(tasks, _threads.helpers(sum(a.size for a in arrays), len(tasks)))
+    """``out = sign(a) * scale`` for each pair, in the calling thread."""
+    for array, out in zip(arrays, outs):
+        sign_times(array, scale, out)
 
 
 @numba.njit(cache=True, nogil=True)
