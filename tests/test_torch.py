@@ -444,6 +444,49 @@ def test_compiled_group_prox_matches_the_eager_one(groups):
     assert 0 < int(zero_groups.sum()) < zero_groups.numel()
 
 
+@pytest.mark.parametrize("groups", [None, "input"])
+def test_relax_holds_the_support_and_stops_shrinking(groups, device):
+    # The relaxed lasso: 20 steps of selection, then Adam alone projected onto the support.
+    torch.manual_seed(8)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2)).to(device)
+    x = torch.randn(64, 6, device=device)
+    y = x[:, :2] @ torch.tensor([[1.0, -1.0], [2.0, 0.5]], device=device)
+    reg = L1Regularizer(model, 0.05, groups=groups, include="0.weight")
+    opt = ProximalL1(torch.optim.Adam(model.parameters(), lr=0.05), reg, relax_after=20)
+
+    def train(stepper, steps):
+        for _ in range(steps):
+            stepper.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            stepper.step()
+
+    train(opt, 20)
+    assert not opt.relaxed
+    weight = model[0].weight.detach().clone()
+    kept = weight != 0 if groups is None else (weight != 0).any(dim=0, keepdim=True)
+    assert 0 < int(kept.sum()) < kept.numel()
+    # The reference: a copy stepped by Adam alone from the same state, then masked.
+    twin = copy.deepcopy(model)
+    adam = torch.optim.Adam(twin.parameters(), lr=0.05)
+    adam.load_state_dict(copy.deepcopy(opt.state_dict()))  # (loading shares the tensors)
+    train(opt, 5)
+    assert opt.relaxed
+    for _ in range(5):
+        adam.zero_grad()
+        nn.functional.mse_loss(twin(x), y).backward()
+        adam.step()
+        with torch.no_grad():
+            twin[0].weight.mul_(kept)
+    after = model[0].weight.detach()
+    assert torch.equal(after == 0, ~kept.expand_as(after))  # zeros held, nothing newly zeroed
+    torch.testing.assert_close(after, twin[0].weight.detach(), rtol=1e-6, atol=1e-7)
+    assert "relax_after=20" in repr(opt)
+    with pytest.raises(ValueError, match=r"'relax_after' parameter of ProximalL1 .* Got -1"):
+        ProximalL1(torch.optim.SGD(model.parameters(), lr=0.1), reg, relax_after=-1)
+    with pytest.raises(ValueError, match=r"'relax_after' parameter of ProximalL1 .* Got 2.5"):
+        ProximalL1(torch.optim.SGD(model.parameters(), lr=0.1), reg, relax_after=2.5)
+
+
 def test_plain_metric_after_adam_gives_fewer_zeros(device):
     x, y = _batch(device)
     zeros = {}

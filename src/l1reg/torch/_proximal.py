@@ -68,6 +68,7 @@ result as the step then the prox, to an ulp.
 from __future__ import annotations
 
 import math
+import numbers
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -259,6 +260,11 @@ class ProximalL1(torch.optim.Optimizer):
         The penalty and its parameters; ``regularizer.lambda_reg`` is read at every step.
     metric : {"optimizer", "plain"}, default "optimizer"
         ``"plain"`` forces the threshold ``lr * lambda_reg`` whatever the optimizer.
+    relax_after : int or None, default None
+        The relaxed lasso: after this many calls of :meth:`step`, :meth:`relax` fixes the
+        support, and later steps train the kept weights without shrinkage (zeros stay exactly
+        zero). As ``relax_after`` of ``l1reg.jax.adam_l1`` (steps) and of the Keras callback
+        (epochs).
     fused : bool or None, default None
         Fuse the prox into the optimizer's step, one pass over memory for both, where it can:
         ``torch.optim.Adam`` or ``AdamW`` (exactly those classes) and ``metric="optimizer"``, for
@@ -291,6 +297,7 @@ class ProximalL1(torch.optim.Optimizer):
         regularizer: L1Regularizer,
         *,
         metric: str = "optimizer",
+        relax_after: int | None = None,
         fused: bool | None = None,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer) or isinstance(optimizer, ProximalL1):
@@ -300,6 +307,14 @@ class ProximalL1(torch.optim.Optimizer):
         regularizer = check_regularizer(regularizer, _OWNER)
         if metric not in _METRICS or not isinstance(metric, str):
             raise ValueError(invalid_parameter("metric", _OWNER, "'optimizer' or 'plain'", metric))
+        if relax_after is not None and (
+            isinstance(relax_after, bool)
+            or not isinstance(relax_after, numbers.Integral)
+            or relax_after < 0
+        ):
+            raise ValueError(
+                invalid_parameter("relax_after", _OWNER, "None or an int >= 0", relax_after)
+            )
         if fused is not None and not isinstance(fused, bool):
             raise TypeError(invalid_parameter("fused", _OWNER, "None, True or False", fused))
         if fused and metric != "optimizer":
@@ -336,6 +351,9 @@ class ProximalL1(torch.optim.Optimizer):
         self.regularizer = regularizer
         self.metric = metric
         self.fused = fused
+        self.relax_after = relax_after
+        self._steps_taken = 0
+        self._support: list[torch.Tensor] | None = None
         self._group_of = self._locate()
         # Optimizer.__init__ is not called (the wrapped optimizer owns the state); these are the
         # attributes that torch's hooks and profiler expect on an optimizer.
@@ -405,9 +423,10 @@ class ProximalL1(torch.optim.Optimizer):
         self._group_of = self._locate()
 
     def __repr__(self) -> str:
-        fused = "" if self.fused is None else f", fused={self.fused!r}"
+        extra = "" if self.relax_after is None else f", relax_after={self.relax_after!r}"
+        extra += "" if self.fused is None else f", fused={self.fused!r}"
         return (
-            f"ProximalL1({self.optimizer!r}, {self.regularizer!r}, metric={self.metric!r}{fused})"
+            f"ProximalL1({self.optimizer!r}, {self.regularizer!r}, metric={self.metric!r}{extra})"
         )
 
     def __getstate__(self) -> dict[str, Any]:
@@ -415,8 +434,42 @@ class ProximalL1(torch.optim.Optimizer):
         return {k: v for k, v in self.__dict__.items() if k != "_views"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.setdefault("fused", None)  # pickled before the fused step existed
+        # (pickled before the fused step and the relaxed lasso existed)
+        self.__dict__.update(fused=None, relax_after=None, _steps_taken=0, _support=None)
         self.__dict__.update(state)
+
+    @property
+    def relaxed(self) -> bool:
+        """True once :meth:`relax` has fixed the support."""
+        return self._support is not None
+
+    @torch.no_grad()
+    def relax(self) -> None:
+        """End selection (the relaxed lasso): fix the current support; never shrink again.
+
+        The support is the nonzero weights (plain L1) or nonzero groups (group penalty) of every
+        regularized parameter. Each later :meth:`step` is the wrapped optimizer's step followed
+        by the projection onto the support: zeros stay exactly zero, the other weights are fitted
+        without shrinkage. Called again, it does nothing. The support is not part of
+        ``state_dict``.
+        """
+        if self._support is not None:
+            return
+        support = []
+        for item in self.regularizer.selected:
+            local = _local(item.param)
+            if item.group_axes is None:
+                support.append(local != 0)
+            else:
+                kept = group_squares(item.param, item.group_axes) > 0
+                support.append(kept.reshape(_keepdim_shape(local, item.group_axes)))
+        self._support = support
+
+    @torch.no_grad()
+    def _project(self) -> None:
+        assert self._support is not None
+        for item, kept in zip(self.regularizer.selected, self._support):
+            _local(item.param).mul_(kept)
 
     def step(self, closure: Any = None) -> Any:
         """One step of the wrapped optimizer, then the proximal step. Returns the closure's loss.
@@ -425,7 +478,15 @@ class ProximalL1(torch.optim.Optimizer):
         evaluated first, under ``torch.enable_grad()``, and the wrapped optimizer's ``step()`` is
         called without it: its hooks and the schedulers' bookkeeping see an ordinary step.
         """
-        if self.fused is False or self.metric != "optimizer" or type(self.optimizer) not in ADAMS:
+        if self.relax_after is not None and self._steps_taken >= self.relax_after:
+            self.relax()
+        self._steps_taken += 1
+        if (
+            self._support is not None
+            or self.fused is False
+            or self.metric != "optimizer"
+            or type(self.optimizer) not in ADAMS
+        ):
             loss = self.optimizer.step() if closure is None else self.optimizer.step(closure)
             self.prox_step()
             return loss
@@ -466,7 +527,13 @@ class ProximalL1(torch.optim.Optimizer):
 
     @torch.no_grad()
     def prox_step(self) -> None:
-        """The proximal step alone, with the current learning rates and optimizer state."""
+        """The proximal step alone, with the current learning rates and optimizer state.
+
+        After :meth:`relax`, the projection onto the support instead.
+        """
+        if self._support is not None:
+            self._project()
+            return
         self._check_groups()
         self._prox_pairs(list(zip(self.regularizer.selected, self._group_of)))
 
