@@ -61,16 +61,20 @@ def objectives(X, y, alphas, coefs):
     return 0.5 * np.mean(residuals**2, axis=0) + alphas * np.abs(coefs).sum(axis=0)
 
 
-def main() -> None:
-    args = parse_args(__doc__.splitlines()[0])
+def path_problem(quick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The centered dense 500x5000 problem and its alphas (30 with ``quick``, else 100)."""
     problem = lasso_problems(quick=True)[0]
     X = problem.X - problem.X.mean(axis=0)
     y = problem.y - problem.y.mean()
-    n_alphas = 30 if args.quick else 100
     alpha_max = np.abs(X.T @ y).max() / X.shape[0]
-    alphas = np.geomspace(alpha_max, alpha_max / 1000, n_alphas)
+    return X, y, np.geomspace(alpha_max, alpha_max / 1000, 30 if quick else 100)
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    X, y, alphas = path_problem(args.quick)
     print(f"# path, {time.strftime('%Y-%m-%d')}, {machine()}; {versions()}")
-    print(f"# {problem.name}, {n_alphas} alphas down to alpha_max/1000")
+    print(f"# dense {X.shape[0]}x{X.shape[1]}, {len(alphas)} alphas down to alpha_max/1000")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         best = objectives(X, y, alphas, l1reg_path(X, y, alphas, 1e-12))

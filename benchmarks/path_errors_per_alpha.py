@@ -16,20 +16,15 @@ import time
 import warnings
 
 import numpy as np
-from _l1bench import TARGET, lasso_problems, machine, parse_args, versions
-from bench_path import TOLERANCES, objectives
+from _l1bench import TARGET, machine, parse_args, versions
+from bench_path import TOLERANCES, objectives, path_problem
 
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     from l1reg.linear_model import lasso_path
 
-    problem = lasso_problems(quick=True)[0]
-    X = problem.X - problem.X.mean(axis=0)
-    y = problem.y - problem.y.mean()
-    n_alphas = 30 if args.quick else 100
-    alpha_max = np.abs(X.T @ y).max() / X.shape[0]
-    alphas = np.geomspace(alpha_max, alpha_max / 1000, n_alphas)
+    X, y, alphas = path_problem(args.quick)
 
     def path(tol):
         return lasso_path(X, y, alphas=alphas, fit_intercept=False, tol=tol, max_iter=100_000)
@@ -39,7 +34,7 @@ def main() -> None:
         warnings.simplefilter("ignore")
         best = objectives(X, y, alphas, path(1e-12).coefs)
         at_zero = 0.5 * np.mean(y**2)
-        picks = np.unique(np.linspace(0, n_alphas - 1, 11).astype(int))
+        picks = np.unique(np.linspace(0, len(alphas) - 1, 11).astype(int))
         print("| tol | worst relative error | alphas above 1e-6 | of which 0 epochs | epochs |")
         print("| --- | --- | --- | --- | --- |")
         details = []

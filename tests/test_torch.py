@@ -34,14 +34,7 @@ def device(request):
     return torch.device(request.param)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These tensors are small: one CPU thread runs them fastest, and on a busy machine a second
-    # intra-op thread that waits for a core can make each step 100x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _mlp(device, seed=0, widths=(16, 8)):

@@ -15,14 +15,7 @@ from torch import nn  # noqa: E402
 
 from l1reg.torch import L1Regularizer, ProximalL1, _fused_adam, _threads  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Small tensors: one CPU thread runs them fastest (see tests/test_torch.py).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class _Mixed(nn.Module):
