@@ -476,7 +476,7 @@ def test_relax_holds_the_support_and_stops_shrinking(groups, device):
     assert "relax_after=20" in repr(opt)
     with pytest.raises(ValueError, match=r"'relax_after' parameter of ProximalL1 .* Got -1"):
         ProximalL1(torch.optim.SGD(model.parameters(), lr=0.1), reg, relax_after=-1)
-    with pytest.raises(ValueError, match=r"'relax_after' parameter of ProximalL1 .* Got 2.5"):
+    with pytest.raises(TypeError, match=r"'relax_after' parameter of ProximalL1 .* Got 2.5"):
         ProximalL1(torch.optim.SGD(model.parameters(), lr=0.1), reg, relax_after=2.5)
 
 

@@ -307,14 +307,12 @@ class ProximalL1(torch.optim.Optimizer):
         regularizer = check_regularizer(regularizer, _OWNER)
         if metric not in _METRICS or not isinstance(metric, str):
             raise ValueError(invalid_parameter("metric", _OWNER, "'optimizer' or 'plain'", metric))
-        if relax_after is not None and (
-            isinstance(relax_after, bool)
-            or not isinstance(relax_after, numbers.Integral)
-            or relax_after < 0
-        ):
-            raise ValueError(
-                invalid_parameter("relax_after", _OWNER, "None or an int >= 0", relax_after)
-            )
+        if relax_after is not None:
+            expected = "None or a non-negative integer (a number of steps)"
+            if isinstance(relax_after, bool) or not isinstance(relax_after, numbers.Integral):
+                raise TypeError(invalid_parameter("relax_after", _OWNER, expected, relax_after))
+            if relax_after < 0:
+                raise ValueError(invalid_parameter("relax_after", _OWNER, expected, relax_after))
         if fused is not None and not isinstance(fused, bool):
             raise TypeError(invalid_parameter("fused", _OWNER, "None, True or False", fused))
         if fused and metric != "optimizer":
