@@ -112,6 +112,27 @@ def anderson_coefficients(buffer):
     return z / total
 
 
+@njit(**_INLINE)
+def anderson_step(buffer, n_stored, out):
+    """After an iterate was stored in ``buffer[n_stored]``: ``(n_stored, extrapolated)``.
+
+    Every K + 1 iterates, writes their Anderson extrapolation into ``out`` (True) and starts the
+    buffer again; ``extrapolated`` is False in between, or when the system is singular.
+    """
+    n_stored += 1
+    if n_stored < ANDERSON_K + 1:
+        return n_stored, False
+    coefs = anderson_coefficients(buffer)
+    if coefs.shape[0] == 0:
+        return 0, False
+    for k in range(buffer.shape[1]):
+        value = 0.0
+        for i in range(ANDERSON_K):
+            value += coefs[i] * buffer[i + 1, k]
+        out[k] = value
+    return 0, True
+
+
 # --------------------------------------------------------------------------------------------
 # quadratic datafit
 
@@ -271,44 +292,39 @@ def quad_inner(
         if use_anderson:
             for k in range(n_ws):
                 buffer[n_stored, k] = w[ws[k]]
-            n_stored += 1
-            if n_stored == ANDERSON_K + 1:
-                n_stored = 0
-                coefs = anderson_coefficients(buffer)
-                if coefs.shape[0] > 0:
-                    # Extrapolate from the last K iterates; keep it if it lowers the objective.
-                    for k in range(n_ws):
+            n_stored, extrapolated = anderson_step(buffer, n_stored, w_try)
+            if extrapolated:
+                # Extrapolate from the last K iterates; keep it if it lowers the objective.
+                for k in range(n_ws):
+                    value = w_try[k]
+                    if positive and value < 0.0:
                         value = 0.0
-                        for i in range(ANDERSON_K):
-                            value += coefs[i] * buffer[i + 1, k]
-                        if positive and value < 0.0:
-                            value = 0.0
-                        w_try[k] = value
-                    r_try[:] = r
-                    qr_try = qr_box[0]
-                    offset_old = 0.0
-                    offset_new = 0.0
-                    pen_old = 0.0
-                    pen_new = 0.0
-                    for k in range(n_ws):
-                        j = ws[k]
-                        delta = w_try[k] - w[j]
-                        if delta != 0.0:
-                            col_axpy(j, X, data, indices, indptr, is_sparse, -delta, r_try)
-                            if center:
-                                qr_try -= delta * colq[j]
+                    w_try[k] = value
+                r_try[:] = r
+                qr_try = qr_box[0]
+                offset_old = 0.0
+                offset_new = 0.0
+                pen_old = 0.0
+                pen_new = 0.0
+                for k in range(n_ws):
+                    j = ws[k]
+                    delta = w_try[k] - w[j]
+                    if delta != 0.0:
+                        col_axpy(j, X, data, indices, indptr, is_sparse, -delta, r_try)
                         if center:
-                            offset_old += m[j] * w[j]
-                            offset_new += m[j] * w_try[k]
-                        pen_old += lam[j] * abs(w[j])
-                        pen_new += lam[j] * abs(w_try[k])
-                    obj_old = 0.5 * quad_residual_norm2(r, qr_box[0], offset_old, qq) + pen_old
-                    obj_new = 0.5 * quad_residual_norm2(r_try, qr_try, offset_new, qq) + pen_new
-                    if obj_new < obj_old:
-                        for k in range(n_ws):
-                            w[ws[k]] = w_try[k]
-                        r[:] = r_try
-                        qr_box[0] = qr_try
+                            qr_try -= delta * colq[j]
+                    if center:
+                        offset_old += m[j] * w[j]
+                        offset_new += m[j] * w_try[k]
+                    pen_old += lam[j] * abs(w[j])
+                    pen_new += lam[j] * abs(w_try[k])
+                obj_old = 0.5 * quad_residual_norm2(r, qr_box[0], offset_old, qq) + pen_old
+                obj_new = 0.5 * quad_residual_norm2(r_try, qr_try, offset_new, qq) + pen_new
+                if obj_new < obj_old:
+                    for k in range(n_ws):
+                        w[ws[k]] = w_try[k]
+                    r[:] = r_try
+                    qr_box[0] = qr_try
         if epoch % ANDERSON_K == 0 or epoch == max_epochs:
             quad_correlations(
                 X, data, indices, indptr, is_sparse, center, m, qr_box[0], r, ws, corr
@@ -568,35 +584,29 @@ def logistic_inner(
                     decrease += hess[k] * change * change
             if use_anderson:
                 buffer[n_stored] = delta
-                n_stored += 1
-                if n_stored == ANDERSON_K + 1:
-                    n_stored = 0
-                    coefs = anderson_coefficients(buffer)
-                    if coefs.shape[0] > 0:
-                        delta_try[:] = 0.0
-                        for i in range(ANDERSON_K):
-                            delta_try += coefs[i] * buffer[i + 1]
-                        if positive:
-                            for k in range(n_ws):
-                                delta_try[k] = max(delta_try[k], -w[ws[k]])
-                        u_try[:] = u
+                n_stored, extrapolated = anderson_step(buffer, n_stored, delta_try)
+                if extrapolated:
+                    if positive:
                         for k in range(n_ws):
-                            change = delta_try[k] - delta[k]
-                            if change != 0.0:
-                                col_axpy(ws[k], X, data, indices, indptr, is_sparse, change, u_try)
-                        old_value = newton_model(
-                            d, h, u, delta, means, w, lam, ws, center, d_sum, hess_b
-                        )
-                        new_value = newton_model(
-                            d, h, u_try, delta_try, means, w, lam, ws, center, d_sum, hess_b
-                        )
-                        if new_value < old_value:
-                            delta[:] = delta_try
-                            u[:] = u_try
-                            if center:
-                                h_u = 0.0
-                                for i in range(n):
-                                    h_u += h[i] * u[i]
+                            delta_try[k] = max(delta_try[k], -w[ws[k]])
+                    u_try[:] = u
+                    for k in range(n_ws):
+                        change = delta_try[k] - delta[k]
+                        if change != 0.0:
+                            col_axpy(ws[k], X, data, indices, indptr, is_sparse, change, u_try)
+                    old_value = newton_model(
+                        d, h, u, delta, means, w, lam, ws, center, d_sum, hess_b
+                    )
+                    new_value = newton_model(
+                        d, h, u_try, delta_try, means, w, lam, ws, center, d_sum, hess_b
+                    )
+                    if new_value < old_value:
+                        delta[:] = delta_try
+                        u[:] = u_try
+                        if center:
+                            h_u = 0.0
+                            for i in range(n):
+                                h_u += h[i] * u[i]
             # Solve the model well (relative to its first epoch): an inexact model makes the
             # Newton steps converge only linearly.
             if first_decrease < 0.0:
@@ -738,35 +748,28 @@ def gram_inner(G, c, yy, w, q, diag, lam, positive, ws, max_epochs, tol_in, use_
         if use_anderson:
             for k in range(n_ws):
                 buffer[n_stored, k] = w[ws[k]]
-            n_stored += 1
-            if n_stored == ANDERSON_K + 1:
-                n_stored = 0
-                coefs = anderson_coefficients(buffer)
-                if coefs.shape[0] > 0:
-                    q_try[:] = q
-                    obj_old = 0.0
-                    obj_new = 0.0
-                    for k in range(n_ws):
+            n_stored, extrapolated = anderson_step(buffer, n_stored, w_try)
+            if extrapolated:
+                q_try[:] = q
+                obj_old = 0.0
+                obj_new = 0.0
+                for k in range(n_ws):
+                    value = w_try[k]
+                    if positive and value < 0.0:
                         value = 0.0
-                        for i in range(ANDERSON_K):
-                            value += coefs[i] * buffer[i + 1, k]
-                        if positive and value < 0.0:
-                            value = 0.0
-                        w_try[k] = value
-                        j = ws[k]
-                        delta = value - w[j]
-                        if delta != 0.0:
-                            gram_axpy(G, j, delta, q_try)
+                    w_try[k] = value
+                    j = ws[k]
+                    delta = value - w[j]
+                    if delta != 0.0:
+                        gram_axpy(G, j, delta, q_try)
+                for k in range(n_ws):
+                    j = ws[k]
+                    obj_old += 0.5 * w[j] * q[j] - c[j] * w[j] + lam[j] * abs(w[j])
+                    obj_new += 0.5 * w_try[k] * q_try[j] - c[j] * w_try[k] + lam[j] * abs(w_try[k])
+                if obj_new < obj_old:
                     for k in range(n_ws):
-                        j = ws[k]
-                        obj_old += 0.5 * w[j] * q[j] - c[j] * w[j] + lam[j] * abs(w[j])
-                        obj_new += (
-                            0.5 * w_try[k] * q_try[j] - c[j] * w_try[k] + lam[j] * abs(w_try[k])
-                        )
-                    if obj_new < obj_old:
-                        for k in range(n_ws):
-                            w[ws[k]] = w_try[k]
-                        q[:] = q_try
+                        w[ws[k]] = w_try[k]
+                    q[:] = q_try
         if epoch % ANDERSON_K == 0 or epoch == max_epochs:
             gap = gram_gap(yy, c, q, w, lam, positive, ws, diag)[0]
             if gap <= tol_in:
@@ -901,39 +904,33 @@ def local_gram_inner(G, cy, w, g, rr, yr, lam, positive, max_epochs, tol_in, use
                 w[k] = new
         if use_anderson:
             buffer[n_stored] = w
-            n_stored += 1
-            if n_stored == ANDERSON_K + 1:
-                n_stored = 0
-                coefs = anderson_coefficients(buffer)
-                if coefs.shape[0] > 0:
-                    w_try[:] = 0.0
-                    for i in range(ANDERSON_K):
-                        w_try += coefs[i] * buffer[i + 1]
-                    g_try[:] = g
-                    d_g = 0.0
-                    d_cy = 0.0
-                    pen_old = 0.0
-                    pen_new = 0.0
-                    for k in range(m):
-                        if positive and w_try[k] < 0.0:
-                            w_try[k] = 0.0
-                        delta = w_try[k] - w[k]
-                        if delta != 0.0:
-                            local_axpy(G, k, -delta, g_try)
-                            d_g += delta * g[k]
-                            d_cy += delta * cy[k]
-                        pen_old += lam[k] * abs(w[k])
-                        pen_new += lam[k] * abs(w_try[k])
-                    # ||r - X d||^2 = rr - d.g - d.g_try
-                    d_g_try = 0.0
-                    for k in range(m):
-                        d_g_try += (w_try[k] - w[k]) * g_try[k]
-                    rr_try = rr - d_g - d_g_try
-                    if 0.5 * rr_try + pen_new < 0.5 * rr + pen_old:
-                        w[:] = w_try
-                        g[:] = g_try
-                        rr = rr_try
-                        yr -= d_cy
+            n_stored, extrapolated = anderson_step(buffer, n_stored, w_try)
+            if extrapolated:
+                g_try[:] = g
+                d_g = 0.0
+                d_cy = 0.0
+                pen_old = 0.0
+                pen_new = 0.0
+                for k in range(m):
+                    if positive and w_try[k] < 0.0:
+                        w_try[k] = 0.0
+                    delta = w_try[k] - w[k]
+                    if delta != 0.0:
+                        local_axpy(G, k, -delta, g_try)
+                        d_g += delta * g[k]
+                        d_cy += delta * cy[k]
+                    pen_old += lam[k] * abs(w[k])
+                    pen_new += lam[k] * abs(w_try[k])
+                # ||r - X d||^2 = rr - d.g - d.g_try
+                d_g_try = 0.0
+                for k in range(m):
+                    d_g_try += (w_try[k] - w[k]) * g_try[k]
+                rr_try = rr - d_g - d_g_try
+                if 0.5 * rr_try + pen_new < 0.5 * rr + pen_old:
+                    w[:] = w_try
+                    g[:] = g_try
+                    rr = rr_try
+                    yr -= d_cy
         if epoch % ANDERSON_K == 0 or epoch == max_epochs:
             gap = local_gap(g, rr, yr, w, lam, diag, positive)
             if gap <= tol_in:
