@@ -14,6 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.extmath import safe_sparse_dot
 
 from .._validation import invalid_parameter
+from ..solvers import solve
 
 __all__ = [
     "alpha_grid",
@@ -124,6 +125,86 @@ def warn_not_converged(
         ConvergenceWarning,
         stacklevel=stacklevel,  # the caller of fit (or of the path function)
     )
+
+
+def solve_path(
+    problem: Any,
+    alphas: np.ndarray,
+    path_type: Callable[..., Any],
+    *,
+    weights: np.ndarray | None,
+    positive: bool,
+    tol: float,
+    max_iter: int,
+    coef_init: np.ndarray | None = None,
+    intercept_dtype: Any = None,
+) -> tuple[Any, list[tuple[float, float, float]]]:
+    """Solve ``problem`` along ``alphas`` (decreasing), each fit warm-started from the previous one.
+
+    The working set of each fit starts from the support of the previous one, so the active set
+    grows along the path. Returns ``path_type(alphas, coefs, intercepts, dual_gaps, n_iter)``
+    (coefs of shape (n_features, n_alphas), in the problem's dtype; intercepts in
+    ``intercept_dtype``, by default that dtype too) and the (alpha, gap, tolerance) of the fits
+    that did not converge.
+    """
+    n_alphas = alphas.shape[0]
+    coefs = np.zeros((problem.n_features, n_alphas), dtype=problem.dtype)
+    intercepts = np.zeros(n_alphas, dtype=intercept_dtype or problem.dtype)
+    gaps = np.zeros(n_alphas)
+    n_iter = np.zeros(n_alphas, dtype=np.int64)
+    failures = []
+    state = problem.init_state(coef_init)
+    for k, alpha in enumerate(alphas):
+        result = solve(
+            problem,
+            float(alpha),
+            state,
+            weights=weights,
+            positive=positive,
+            tol=tol,
+            max_iter=max_iter,
+        )
+        coefs[:, k] = result.coef
+        intercepts[k] = result.intercept
+        gaps[k] = result.gap
+        n_iter[k] = result.n_iter
+        if not result.converged:
+            failures.append((float(alpha), result.gap, result.tol_abs))
+    return path_type(alphas, coefs, intercepts, gaps, n_iter), failures
+
+
+def warn_path_failures(
+    owner: str, failures: list[tuple[float, float, float]], max_iter: int
+) -> None:
+    """:func:`warn_not_converged` for the (alpha, gap, tolerance) of :func:`solve_path`."""
+    if failures:
+        alphas, gaps, tols = (list(column) for column in zip(*failures, strict=True))
+        warn_not_converged(owner, alphas, gaps, tols, max_iter, stacklevel=4)
+
+
+def held_out_weights(sample_weight: np.ndarray | None, test: np.ndarray) -> np.ndarray | None:
+    """The sample weights of a test fold for averaging its errors; None for none or all zero."""
+    if sample_weight is None:
+        return None
+    weights = sample_weight[test]
+    return None if weights.sum() == 0 else weights
+
+
+def cross_validate(
+    fold_tasks: list[Callable[[], tuple[np.ndarray, list]]],
+    full_task: Callable[[], Any],
+    n_jobs: int | None,
+    callback: Callable[[int, int], Any] | None,
+) -> tuple[np.ndarray, list[tuple[float, float, float]], Any]:
+    """Run the folds and the fit on all data (:func:`run_units`).
+
+    Each fold task returns (its held-out errors over the alphas, its unconverged fits). Returns
+    the errors as (n_alphas, n_folds), the folds' unconverged fits, and the full task's result.
+    """
+    results = run_units([*fold_tasks, full_task], n_jobs, callback)
+    errors = np.column_stack([values for values, _ in results[:-1]])
+    failures = [f for _, fold_failures in results[:-1] for f in fold_failures]
+    return errors, failures, results[-1]
 
 
 def run_units(

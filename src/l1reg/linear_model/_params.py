@@ -147,6 +147,30 @@ class IntOrNone(Constraint):
         return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+# The parameters of a single fit (Lasso, L1LogisticRegression) and of a cross-validated one.
+FIT_CONSTRAINTS: dict[str, list[Constraint]] = {
+    "alpha": [NonNegativeFloat()],
+    "fit_intercept": [Boolean()],
+    "max_iter": [PositiveInt()],
+    "tol": [NonNegativeFloat()],
+    "warm_start": [Boolean()],
+    "positive": [Boolean()],
+    "weights": [NoneValue(), VectorLike(non_negative=True)],
+}
+CV_CONSTRAINTS: dict[str, list[Constraint]] = {
+    "alphas": [PositiveInt(), VectorLike(non_negative=True)],
+    "eps": [PositiveFloat()],
+    "cv": [CrossValidator()],
+    "fit_intercept": [Boolean()],
+    "positive": [Boolean()],
+    "weights": [NoneValue(), VectorLike(non_negative=True)],
+    "tol": [NonNegativeFloat()],
+    "max_iter": [PositiveInt()],
+    "n_jobs": [NoneValue(), IntOrNone()],
+    "callback": [NoneValue(), Callable()],
+}
+
+
 def _join(texts: list[str]) -> str:
     if len(texts) == 1:
         return texts[0]

@@ -27,25 +27,24 @@ from ._base import (
     alpha_grid,
     check_penalty_weights,
     check_sample_weight,
+    cross_validate,
+    held_out_weights,
     linear_predict,
     one_standard_error_alpha,
-    run_units,
+    solve_path,
     warn_not_converged,
+    warn_path_failures,
 )
 from ._params import (
+    CV_CONSTRAINTS,
+    FIT_CONSTRAINTS,
     Boolean,
-    CrossValidator,
-    IntOrNone,
-    NoneValue,
     NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
     StrOption,
     VectorLike,
     check_parameters,
-)
-from ._params import (
-    Callable as CallableConstraint,
 )
 
 __all__ = ["Lasso", "LassoCV", "LassoPath", "lasso_path"]
@@ -65,53 +64,6 @@ class LassoPath(NamedTuple):
     intercepts: np.ndarray  # (n_alphas,)
     dual_gaps: np.ndarray  # (n_alphas,), in objective units
     n_iter: np.ndarray  # (n_alphas,), epochs of coordinate descent
-
-
-def _solve_path(
-    problem: QuadraticProblem,
-    alphas: np.ndarray,
-    *,
-    weights: np.ndarray | None,
-    positive: bool,
-    tol: float,
-    max_iter: int,
-    coef_init: np.ndarray | None = None,
-) -> tuple[LassoPath, list[tuple[float, float, float]]]:
-    """Solve along ``alphas`` (decreasing), each fit warm-started from the previous one.
-
-    The working set of each fit starts from the support of the previous one, so the active set
-    grows along the path. Returns the path and the (alpha, gap, tolerance) of unconverged fits.
-    """
-    n_features = problem.n_features
-    coefs = np.zeros((n_features, alphas.shape[0]), dtype=problem.dtype)
-    intercepts = np.zeros(alphas.shape[0], dtype=problem.dtype)
-    gaps = np.zeros(alphas.shape[0])
-    n_iter = np.zeros(alphas.shape[0], dtype=np.int64)
-    failures = []
-    state = problem.init_state(coef_init)
-    for k, alpha in enumerate(alphas):
-        result = solve(
-            problem,
-            float(alpha),
-            state,
-            weights=weights,
-            positive=positive,
-            tol=tol,
-            max_iter=max_iter,
-        )
-        coefs[:, k] = result.coef
-        intercepts[k] = result.intercept
-        gaps[k] = result.gap
-        n_iter[k] = result.n_iter
-        if not result.converged:
-            failures.append((float(alpha), result.gap, result.tol_abs))
-    return LassoPath(alphas, coefs, intercepts, gaps, n_iter), failures
-
-
-def _warn(owner: str, failures: list[tuple[float, float, float]], max_iter: int) -> None:
-    if failures:
-        alphas, gaps, tols = (list(column) for column in zip(*failures, strict=True))
-        warn_not_converged(owner, alphas, gaps, tols, max_iter, stacklevel=4)
 
 
 def lasso_path(
@@ -177,16 +129,17 @@ def lasso_path(
     grid = alpha_grid(problem.alpha_max(c, positive), alphas, eps)
     if coef_init is not None:
         coef_init = np.asarray(coef_init, dtype=np.float64).reshape(X.shape[1])
-    path, failures = _solve_path(
+    path, failures = solve_path(
         problem,
         grid,
+        LassoPath,
         weights=c,
         positive=positive,
         tol=tol,
         max_iter=max_iter,
         coef_init=coef_init,
     )
-    _warn(owner, failures, max_iter)
+    warn_path_failures(owner, failures, max_iter)
     return path
 
 
@@ -268,15 +221,7 @@ class Lasso(_LassoBase):
     (array([1.92, 0.  ]), 1.12)
     """
 
-    _parameter_constraints: ClassVar[dict[str, list]] = {
-        "alpha": [NonNegativeFloat()],
-        "fit_intercept": [Boolean()],
-        "max_iter": [PositiveInt()],
-        "tol": [NonNegativeFloat()],
-        "warm_start": [Boolean()],
-        "positive": [Boolean()],
-        "weights": [NoneValue(), VectorLike(non_negative=True)],
-    }
+    _parameter_constraints: ClassVar[dict[str, list]] = FIT_CONSTRAINTS
 
     def __init__(
         self,
@@ -373,16 +318,7 @@ class LassoCV(_LassoBase):
     """
 
     _parameter_constraints: ClassVar[dict[str, list]] = {
-        "alphas": [PositiveInt(), VectorLike(non_negative=True)],
-        "eps": [PositiveFloat()],
-        "cv": [CrossValidator()],
-        "fit_intercept": [Boolean()],
-        "positive": [Boolean()],
-        "weights": [NoneValue(), VectorLike(non_negative=True)],
-        "tol": [NonNegativeFloat()],
-        "max_iter": [PositiveInt()],
-        "n_jobs": [NoneValue(), IntOrNone()],
-        "callback": [NoneValue(), CallableConstraint()],
+        **CV_CONSTRAINTS,
         "precompute": [Boolean(), StrOption("auto")],
     }
 
@@ -452,22 +388,21 @@ class LassoCV(_LassoBase):
                     sample_weight=None if sw is None else sw[train],
                     fit_intercept=self.fit_intercept,
                 )
-            path, failures = _solve_path(problem, alphas, **options)
+            path, failures = solve_path(problem, alphas, LassoPath, **options)
             residuals = y[test][:, None] - linear_predict(X[test], path.coefs.T, path.intercepts)
-            weights = None if sw is None else sw[test]
-            if weights is not None and weights.sum() == 0:
-                weights = None
+            weights = held_out_weights(sw, test)
             return np.average(residuals**2, axis=0, weights=weights), failures
 
         def full_path():
-            return _solve_path(full, alphas, **options)
+            return solve_path(full, alphas, LassoPath, **options)
 
-        tasks = [lambda tr=tr, te=te: fold_errors(tr, te) for tr, te in folds] + [full_path]
-        results = run_units(tasks, self.n_jobs, self.callback)
-        mse = np.column_stack([errors for errors, _ in results[:-1]])
-        path, full_failures = results[-1]
-        failures = [f for _, fold_failures in results[:-1] for f in fold_failures]
-        _warn(owner, failures + full_failures, self.max_iter)
+        mse, failures, (path, full_failures) = cross_validate(
+            [lambda tr=tr, te=te: fold_errors(tr, te) for tr, te in folds],
+            full_path,
+            self.n_jobs,
+            self.callback,
+        )
+        warn_path_failures(owner, failures + full_failures, self.max_iter)
         best, one_se = one_standard_error_alpha(alphas, mse)
         self.alphas_ = alphas
         self.mse_path_ = mse

@@ -30,24 +30,17 @@ from ._base import (
     alpha_grid,
     check_penalty_weights,
     check_sample_weight,
+    cross_validate,
+    held_out_weights,
     linear_predict,
     one_standard_error_alpha,
-    run_units,
-    warn_not_converged,
+    solve_path,
+    warn_path_failures,
 )
 from ._params import (
-    Boolean,
-    CrossValidator,
-    IntOrNone,
-    NoneValue,
-    NonNegativeFloat,
-    PositiveFloat,
-    PositiveInt,
-    VectorLike,
+    CV_CONSTRAINTS,
+    FIT_CONSTRAINTS,
     check_parameters,
-)
-from ._params import (
-    Callable as CallableConstraint,
 )
 
 __all__ = ["L1LogisticRegression", "L1LogisticRegressionCV", "LogisticPath", "l1_logistic_path"]
@@ -63,39 +56,6 @@ class LogisticPath(NamedTuple):
     intercepts: np.ndarray  # (n_alphas,)
     dual_gaps: np.ndarray  # (n_alphas,)
     n_iter: np.ndarray  # (n_alphas,)
-
-
-def _solve_path(problem, alphas, *, weights, positive, tol, max_iter):
-    n_features = problem.n_features
-    coefs = np.zeros((n_features, alphas.shape[0]), dtype=problem.dtype)
-    intercepts = np.zeros(alphas.shape[0])
-    gaps = np.zeros(alphas.shape[0])
-    n_iter = np.zeros(alphas.shape[0], dtype=np.int64)
-    failures = []
-    state = problem.init_state()
-    for k, alpha in enumerate(alphas):
-        result = solve(
-            problem,
-            float(alpha),
-            state,
-            weights=weights,
-            positive=positive,
-            tol=tol,
-            max_iter=max_iter,
-        )
-        coefs[:, k] = result.coef
-        intercepts[k] = result.intercept
-        gaps[k] = result.gap
-        n_iter[k] = result.n_iter
-        if not result.converged:
-            failures.append((float(alpha), result.gap, result.tol_abs))
-    return LogisticPath(alphas, coefs, intercepts, gaps, n_iter), failures
-
-
-def _warn(owner, failures, max_iter):
-    if failures:
-        alphas, gaps, tols = (list(column) for column in zip(*failures, strict=True))
-        warn_not_converged(owner, alphas, gaps, tols, max_iter, stacklevel=4)
 
 
 def _binary_targets(y: np.ndarray, classes: np.ndarray) -> list[np.ndarray]:
@@ -146,10 +106,17 @@ def l1_logistic_path(
     (target,) = _binary_targets(y, classes)
     problem = LogisticProblem(X, target, sample_weight=sw, fit_intercept=fit_intercept)
     grid = alpha_grid(problem.alpha_max(c, positive), alphas, eps)
-    path, failures = _solve_path(
-        problem, grid, weights=c, positive=positive, tol=tol, max_iter=max_iter
+    path, failures = solve_path(
+        problem,
+        grid,
+        LogisticPath,
+        weights=c,
+        positive=positive,
+        tol=tol,
+        max_iter=max_iter,
+        intercept_dtype=np.float64,
     )
-    _warn(owner, failures, max_iter)
+    warn_path_failures(owner, failures, max_iter)
     return path
 
 
@@ -240,15 +207,7 @@ class L1LogisticRegression(_LogisticBase):
     array([0, 0, 1, 1])
     """
 
-    _parameter_constraints: ClassVar[dict[str, list]] = {
-        "alpha": [NonNegativeFloat()],
-        "fit_intercept": [Boolean()],
-        "max_iter": [PositiveInt()],
-        "tol": [NonNegativeFloat()],
-        "warm_start": [Boolean()],
-        "positive": [Boolean()],
-        "weights": [NoneValue(), VectorLike(non_negative=True)],
-    }
+    _parameter_constraints: ClassVar[dict[str, list]] = FIT_CONSTRAINTS
 
     def __init__(
         self,
@@ -309,7 +268,7 @@ class L1LogisticRegression(_LogisticBase):
             n_iter[k], gaps[k] = result.n_iter, result.gap
             if not result.converged:
                 failures.append((float(self.alpha), result.gap, result.tol_abs))
-        _warn(owner, failures, self.max_iter)
+        warn_path_failures(owner, failures, self.max_iter)
         self.classes_ = classes
         self.coef_ = coefs.astype(X.dtype)
         self.intercept_ = intercepts.astype(X.dtype)
@@ -357,18 +316,7 @@ class L1LogisticRegressionCV(_LogisticBase):
     intercept_path_ : ndarray of shape (1 or n_classes, n_alphas)
     """
 
-    _parameter_constraints: ClassVar[dict[str, list]] = {
-        "alphas": [PositiveInt(), VectorLike(non_negative=True)],
-        "eps": [PositiveFloat()],
-        "cv": [CrossValidator()],
-        "fit_intercept": [Boolean()],
-        "positive": [Boolean()],
-        "weights": [NoneValue(), VectorLike(non_negative=True)],
-        "tol": [NonNegativeFloat()],
-        "max_iter": [PositiveInt()],
-        "n_jobs": [NoneValue(), IntOrNone()],
-        "callback": [NoneValue(), CallableConstraint()],
-    }
+    _parameter_constraints: ClassVar[dict[str, list]] = CV_CONSTRAINTS
 
     def __init__(
         self,
@@ -413,14 +361,13 @@ class L1LogisticRegressionCV(_LogisticBase):
             "positive": self.positive,
             "tol": self.tol,
             "max_iter": self.max_iter,
+            "intercept_dtype": np.float64,
         }
 
         def fold_loss(train: np.ndarray, test: np.ndarray):
             total = np.zeros(alphas.shape[0])
             failures = []
-            w_test = None if sw is None else sw[test]
-            if w_test is not None and w_test.sum() == 0:
-                w_test = None
+            w_test = held_out_weights(sw, test)
             X_train = _column_major(X[train])
             for target in targets:
                 sw_train = None if sw is None else sw[train]
@@ -437,22 +384,23 @@ class L1LogisticRegressionCV(_LogisticBase):
                     sample_weight=sw_train,
                     fit_intercept=self.fit_intercept,
                 )
-                path, fold_failures = _solve_path(problem, alphas, **options)
+                path, fold_failures = solve_path(problem, alphas, LogisticPath, **options)
                 failures += fold_failures
                 scores = linear_predict(X[test], path.coefs.T, path.intercepts)
                 total += _mean_log_loss(target[test], scores, w_test)
             return total, failures
 
         def full_path():
-            return [_solve_path(problem, alphas, **options) for problem in full]
+            return [solve_path(problem, alphas, LogisticPath, **options) for problem in full]
 
-        tasks = [lambda tr=tr, te=te: fold_loss(tr, te) for tr, te in folds] + [full_path]
-        results = run_units(tasks, self.n_jobs, self.callback)
-        loss = np.column_stack([values for values, _ in results[:-1]])
-        failures = [f for _, fold_failures in results[:-1] for f in fold_failures]
-        paths = results[-1]
+        loss, failures, paths = cross_validate(
+            [lambda tr=tr, te=te: fold_loss(tr, te) for tr, te in folds],
+            full_path,
+            self.n_jobs,
+            self.callback,
+        )
         failures += [f for _, path_failures in paths for f in path_failures]
-        _warn(owner, failures, self.max_iter)
+        warn_path_failures(owner, failures, self.max_iter)
         best, one_se = one_standard_error_alpha(alphas, loss)
         self.classes_ = classes
         self.alphas_ = alphas
