@@ -20,6 +20,7 @@ from l1reg.torch import (  # noqa: E402
     L1Regularizer,
     ProximalL1,
     SelectInputs,
+    _threads,
     l1_norm,
     prune,
     selected_features,
@@ -161,6 +162,61 @@ def test_compiled_cpu_loop_propagates_nan_and_supports_double_backward():
     assert torch.equal(grad.detach(), 0.5 * torch.sign(weight.detach()))
     (dlam,) = torch.autograd.grad(grad.sum(), lam)
     assert dlam.item() == torch.sign(weight.detach()).sum().item()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_loops_on_torchs_threads_match_one_thread(dtype, monkeypatch):
+    # Blocks of 4096 values shared by 2 threads of torch's OpenMP team (where it is found): the
+    # same sum, bit for bit, and the same gradient as in the calling thread alone.
+    monkeypatch.setattr(_threads, "BLOCK", 4096)
+    monkeypatch.setattr(_threads, "MIN_PER_THREAD", 4096)
+    team = _threads.team()
+    teams = []  # the number of threads of each call on the team
+
+    def counted(worker, job, threads, flags):
+        teams.append(threads)
+        team(worker, job, threads, flags)
+
+    if team is not None:
+        monkeypatch.setattr(_threads, "team", lambda: counted)
+    generator = torch.Generator().manual_seed(5)
+    tensors = [
+        torch.randn(n, generator=generator, dtype=dtype).requires_grad_()
+        for n in (100_003, 20_000, 16_384, 65_537)
+    ]
+    results = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for tensor in tensors:
+            tensor.grad = None
+        value = l1_norm(tensors)
+        value.backward()
+        results.append((value.item(), [t.grad.clone() for t in tensors]))
+    torch.set_num_threads(1)
+    assert results[0][0] == results[1][0]
+    expected = sum(t.detach().double().abs().sum() for t in tensors)
+    assert results[0][0] == pytest.approx(expected.item(), rel=1e-6)
+    for one, two, tensor in zip(results[0][1], results[1][1], tensors):
+        assert torch.equal(one, two) and torch.equal(one, torch.sign(tensor.detach()))
+    if team is not None:
+        assert teams == [2, 2]  # forward and backward on the team
+
+
+def test_torchs_openmp_team_is_found_where_torch_ships_its_runtime():
+    # The wheels of torch for Linux ship their OpenMP runtime (torch/lib); the compiled loops must
+    # find it there, even with scikit-learn's copy of libgomp loaded too.
+    import sklearn.linear_model  # noqa: F401  (loads scikit-learn's OpenMP runtime)
+
+    home = os.path.dirname(torch.__file__)
+    try:
+        with open("/proc/self/maps") as maps:
+            shipped = any(home + os.sep in line and "omp" in line for line in maps)
+    except OSError:
+        shipped = False
+    if not shipped:
+        pytest.skip("this torch does not load an OpenMP runtime of its own")
+    _threads.team.cache_clear()
+    assert _threads.team() is not None
 
 
 # --------------------------------------------------------------------------- L1Regularizer

@@ -33,9 +33,20 @@ from __future__ import annotations
 import numba
 import numpy as np
 from llvmlite import ir
+from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["HYPER", "adam_prox_", "adam_prox_loop_", "coefficients_", "new_coefficients"]
+from ._jobs import FLOAT32, address_of, pointer, rows, take
+
+__all__ = [
+    "ADAM_WIDTH",
+    "HYPER",
+    "adam_prox_loop_",
+    "adam_prox_work",
+    "adam_prox_worker",
+    "coefficients_",
+    "new_coefficients",
+]
 
 # The hyper-parameters of one tensor, in a float64 row: what the param group and the regularizer
 # say at this step (flags as 0.0 / 1.0).
@@ -46,6 +57,9 @@ _LR, _BETA1, _BETA2, _EPS, _WEIGHT_DECAY, _DECOUPLED, _MAXIMIZE, _LAMBDA = range
 # dtype, as torch's does).
 _SIGN, _L2, _DECAY, _W1, _W1_REST, _B2, _W2, _BC2_ROOT, _EPS_C, _NEG_STEP, _THRESHOLD = range(11)
 _COEFFICIENTS = 11
+# rows of a job: addresses of the parameter, gradient, exp_avg, exp_avg_sq and coefficients, the
+# number of values, the dtype code
+ADAM_WIDTH = 7
 
 
 @intrinsic
@@ -129,7 +143,33 @@ def adam_prox_loop_(param, grad, exp_avg, exp_avg_sq, c):  # pragma: no cover - 
 
 
 @numba.njit(cache=True, nogil=True)
-def adam_prox_(param, grad, exp_avg, exp_avg_sq, step, hyper, c):  # pragma: no cover - numba
-    """:func:`coefficients_` then :func:`adam_prox_loop_`: the whole step of one tensor."""
-    coefficients_(step, hyper, c)
-    adam_prox_loop_(param, grad, exp_avg, exp_avg_sq, c)
+def adam_prox_work(job):  # pragma: no cover - compiled by numba
+    """Row by row, :func:`adam_prox_loop_` (the coefficients filled beforehand)."""
+    table, _ = rows(job, ADAM_WIDTH)
+    count = table.shape[0]
+    k = take(job, count)
+    while k >= 0:
+        row = table[k]
+        p, g, m, v, c, n = row[0], row[1], row[2], row[3], row[4], row[5]
+        if row[6] == FLOAT32:
+            adam_prox_loop_(
+                numba.carray(pointer(p), (n,), np.float32),
+                numba.carray(pointer(g), (n,), np.float32),
+                numba.carray(pointer(m), (n,), np.float32),
+                numba.carray(pointer(v), (n,), np.float32),
+                numba.carray(pointer(c), (_COEFFICIENTS,), np.float32),
+            )
+        else:
+            adam_prox_loop_(
+                numba.carray(pointer(p), (n,), np.float64),
+                numba.carray(pointer(g), (n,), np.float64),
+                numba.carray(pointer(m), (n,), np.float64),
+                numba.carray(pointer(v), (n,), np.float64),
+                numba.carray(pointer(c), (_COEFFICIENTS,), np.float64),
+            )
+        k = take(job, count)
+
+
+@numba.cfunc(types.void(types.voidptr), cache=True)
+def adam_prox_worker(job):  # pragma: no cover - compiled by numba
+    adam_prox_work(address_of(job))

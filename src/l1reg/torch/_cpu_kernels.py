@@ -1,4 +1,4 @@
-"""Compiled one-pass loops for float32/float64 CPU tensors, seen through zero-copy NumPy views.
+"""Compiled one-pass loops over float32/float64 CPU tensors, given the addresses of their memory.
 
 Eager torch needs two passes for ``sum |p|`` (``abs`` writes, ``sum`` reads) and two for
 ``sign(p) * g``; these loops need one each. The sum adds blocks of ``_BLOCK`` values in the input's
@@ -7,23 +7,33 @@ hundred terms) and the blocks in float64: exact past 2**24 elements, like torch'
 ``reassoc`` is the only relaxed floating-point rule, which is what lets the block vectorize; NaN and
 infinity propagate as in plain arithmetic.
 
-They run in the calling thread. Helper threads (as the fused Adam step uses, :mod:`._threads`)
-made them slower where it matters: the penalty is computed right after the model's forward pass,
-while torch's OpenMP workers still spin on every core, and a helper thread sharing a core with
-one cost more than it saved (forward+backward of the 10 M-parameter MLP in
-``benchmarks/penalty_torch.py``, 2 threads: 7.4 ms with a helper, 5.3 ms without).
+Both run as jobs (:mod:`._jobs`): ``*_work(job)`` in the calling thread, ``*_worker`` on every
+thread of torch's OpenMP team (:mod:`._threads`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numba
 import numpy as np
+from numba import types
 
-__all__ = ["group_prox_metric_", "sign_times_all", "sum_abs_all"]
+from ._jobs import FLOAT32, address_of, pointer, rows, take
+
+__all__ = [
+    "SIGN_TIMES_WIDTH",
+    "SUM_ABS_WIDTH",
+    "group_prox_metric_",
+    "sign_times_work",
+    "sign_times_worker",
+    "sum_abs_work",
+    "sum_abs_worker",
+]
 
 _BLOCK = 4096
+# rows: (address, count, dtype code); aux: the address of one float64 result per row
+SUM_ABS_WIDTH = 3
+# rows: (address of x, address of out, count, dtype code); aux: the address of a float64 scale
+SIGN_TIMES_WIDTH = 4
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
@@ -55,15 +65,54 @@ def sign_times(x: np.ndarray, scale: float, out: np.ndarray) -> None:  # pragma:
         out[i] = value if v > zero else (-value if v < zero else zero)
 
 
-def sum_abs_all(arrays: Sequence[np.ndarray]) -> float:
-    """``sum |a|`` over 1-d float arrays, in the calling thread (see the module docstring)."""
-    return float(sum(sum_abs(a) for a in arrays))
+@numba.njit(cache=True, nogil=True)
+def sum_abs_work(job: int) -> None:  # pragma: no cover - compiled
+    """Row by row, ``results[k] = sum |x_k|``."""
+    table, aux = rows(job, SUM_ABS_WIDTH)
+    count = table.shape[0]
+    results = numba.carray(pointer(aux), (count,), np.float64)
+    k = take(job, count)
+    while k >= 0:
+        address, n, code = table[k, 0], table[k, 1], table[k, 2]
+        if code == FLOAT32:
+            results[k] = sum_abs(numba.carray(pointer(address), (n,), np.float32))
+        else:
+            results[k] = sum_abs(numba.carray(pointer(address), (n,), np.float64))
+        k = take(job, count)
 
 
-def sign_times_all(arrays: Sequence[np.ndarray], scale: float, outs: Sequence[np.ndarray]) -> None:
-    """``out = sign(a) * scale`` for each pair, in the calling thread."""
-    for array, out in zip(arrays, outs):
-        sign_times(array, scale, out)
+@numba.njit(cache=True, nogil=True)
+def sign_times_work(job: int) -> None:  # pragma: no cover - compiled
+    """Row by row, ``out_k = sign(x_k) * scale``."""
+    table, aux = rows(job, SIGN_TIMES_WIDTH)
+    count = table.shape[0]
+    scale = numba.carray(pointer(aux), (1,), np.float64)[0]
+    k = take(job, count)
+    while k >= 0:
+        x, out, n, code = table[k, 0], table[k, 1], table[k, 2], table[k, 3]
+        if code == FLOAT32:
+            sign_times(
+                numba.carray(pointer(x), (n,), np.float32),
+                scale,
+                numba.carray(pointer(out), (n,), np.float32),
+            )
+        else:
+            sign_times(
+                numba.carray(pointer(x), (n,), np.float64),
+                scale,
+                numba.carray(pointer(out), (n,), np.float64),
+            )
+        k = take(job, count)
+
+
+@numba.cfunc(types.void(types.voidptr), cache=True)
+def sum_abs_worker(job):  # pragma: no cover - compiled
+    sum_abs_work(address_of(job))
+
+
+@numba.cfunc(types.void(types.voidptr), cache=True)
+def sign_times_worker(job):  # pragma: no cover - compiled
+    sign_times_work(address_of(job))
 
 
 @numba.njit(cache=True, nogil=True)

@@ -13,7 +13,9 @@ backward kernel. Here the whole list is one custom autograd node:
 - backward: ``sign(p) * grad`` with two multi-tensor (``torch._foreach_*``) calls per bucket of
   about 1 MiB, so that the multiplication finds the signs still in cache.
 - on the CPU, large contiguous float32/float64 tensors skip both: compiled loops
-  (:mod:`._cpu_kernels`) read each one once through a zero-copy NumPy view, forward and backward.
+  (:mod:`._cpu_kernels`) read each one once, forward and backward, on torch's own threads
+  (:mod:`._threads`). Small ones stay with ``cat``: a row of the compiled job costs about 1 us of
+  Python a tensor, more than their share of one ``cat``.
 
 ``sum`` is used, never ``torch.norm(p, 1)`` / ``linalg.vector_norm``: on the CPU those keep one
 float32 running sum per thread and stop growing at 2**24, while ``sum`` reduces pairwise (cascade)
@@ -27,10 +29,14 @@ their local shards and the local sums are all-reduced over the mesh dimensions t
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 
+import numpy as np
 import torch
+
+from . import _threads
 
 __all__ = ["accumulation_dtype", "all_reduce_sum", "l1_norm"]
 
@@ -130,7 +136,7 @@ def _sum_abs_same_device(tensors: Sequence[torch.Tensor], dtype: torch.dtype) ->
     for tensor in tensors:
         total += tensor.numel()
     partials: list[torch.Tensor] = []
-    compiled: list = []  # NumPy views of the tensors that the compiled loop reads
+    compiled: list[torch.Tensor] = []  # read by the compiled loop
     size = min(capacity, max(total, 1))
     gather = _Gather(
         _scratch(device, dtype, min(size, _CPU_SMALL * 4) if on_cpu else size, 0), partials
@@ -144,7 +150,7 @@ def _sum_abs_same_device(tensors: Sequence[torch.Tensor], dtype: torch.dtype) ->
             partials.append(tensor.abs().sum(dtype=dtype))
             continue
         if write is not None and n >= small and _viewable(tensor):
-            compiled.append(_numpy_view(tensor))
+            compiled.append(tensor)
             continue
         flat = tensor if tensor.dim() == 1 else tensor.reshape(-1)
         if write is not None and n >= small:
@@ -158,8 +164,7 @@ def _sum_abs_same_device(tensors: Sequence[torch.Tensor], dtype: torch.dtype) ->
     if write is not None:
         write.flush()
     if compiled:
-        value = _kernels().sum_abs_all(compiled)
-        partials.append(torch.tensor(value, dtype=dtype))
+        partials.append(torch.tensor(_compiled_sum_abs(compiled), dtype=dtype))
     if not partials:
         return torch.zeros((), device=device, dtype=dtype)
     if len(partials) == 1:
@@ -189,6 +194,64 @@ def _kernels():
     from . import _cpu_kernels
 
     return _cpu_kernels
+
+
+@functools.cache
+def dtype_codes() -> dict[torch.dtype, int]:
+    """The codes of float32 and float64 in the rows of a compiled loop's job."""
+    from ._jobs import FLOAT32, FLOAT64
+
+    return {torch.float32: FLOAT32, torch.float64: FLOAT64}
+
+
+def _compiled_sum_abs(tensors: Sequence[torch.Tensor]) -> float:
+    """``sum |t|`` over contiguous float32/float64 CPU tensors, by the compiled loop."""
+    kernels = _kernels()
+    codes = dtype_codes()
+    table: list[int] = []
+    sizes = [t.numel() for t in tensors]
+    for k, start, stop in _threads.blocks(sizes):
+        tensor = tensors[k]
+        address = tensor.data_ptr() + start * tensor.element_size()
+        table += (address, stop - start, codes[tensor.dtype])
+    results = np.empty(len(table) // kernels.SUM_ABS_WIDTH)
+    _threads.run(
+        kernels.sum_abs_work,
+        kernels.sum_abs_worker,
+        table,
+        kernels.SUM_ABS_WIDTH,
+        sum(sizes),
+        results.ctypes.data,
+    )
+    return float(results.sum())
+
+
+def _compiled_sign_times(
+    tensors: Sequence[torch.Tensor], scale: float, outs: Sequence[torch.Tensor]
+) -> None:
+    """``out = sign(t) * scale`` for contiguous float32/float64 CPU tensors (outs like them)."""
+    kernels = _kernels()
+    codes = dtype_codes()
+    table: list[int] = []
+    sizes = [t.numel() for t in tensors]
+    for k, start, stop in _threads.blocks(sizes):
+        tensor, out = tensors[k], outs[k]
+        offset = start * tensor.element_size()
+        table += (
+            tensor.data_ptr() + offset,
+            out.data_ptr() + offset,
+            stop - start,
+            codes[tensor.dtype],
+        )
+    value = np.array([scale])
+    _threads.run(
+        kernels.sign_times_work,
+        kernels.sign_times_worker,
+        table,
+        kernels.SIGN_TIMES_WIDTH,
+        sum(sizes),
+        value.ctypes.data,
+    )
 
 
 def _sum_abs(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
@@ -235,20 +298,19 @@ class _L1Norm(torch.autograd.Function):
             and grad_output.numel() == 1
             and not torch.is_grad_enabled()
         )
-        views, outs = [], []
+        inputs, outs = [], []
         for i, needs in enumerate(ctx.needs_input_grad[1:]):
             if not needs:
                 continue
             tensor = tensors[i]
             if compiled and tensor.numel() >= _CPU_SMALL and _viewable(tensor):
                 grads[i] = grad = torch.empty_like(tensor, memory_format=torch.contiguous_format)
-                views.append(_numpy_view(tensor))
-                outs.append(_numpy_view(grad))
+                inputs.append(tensor)
+                outs.append(grad)
             else:
                 (complex_ if tensor.is_complex() else real).append(i)
-        if views:
-            scale = float(grad_output)
-            _kernels().sign_times_all(views, scale, outs)
+        if inputs:
+            _compiled_sign_times(inputs, float(grad_output), outs)
         # d|p|/dp = sign(p), and sign(0) = 0: the minimum-norm subgradient at zero. The tensors
         # go in buckets of about a cache's size, so that the multiplication finds the signs
         # still in cache.

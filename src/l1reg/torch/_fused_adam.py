@@ -14,10 +14,8 @@ parameter updated). The optimizer state is created and updated exactly as torch'
 float32 tensor, ``exp_avg`` and ``exp_avg_sq``), so ``state_dict``, ``load_state_dict`` and
 turning the fused path on or off between steps are seamless.
 
-Large steps are cut into blocks that ``torch.get_num_threads()`` threads take one at a time
-(:mod:`._threads`; the kernel releases the GIL). On the 2-core machine of
-``benchmarks/prox_torch.py`` one thread already gets most of the memory bandwidth; the second
-brought nothing measurable there (torch's fused Adam gains 15-25 %).
+The tensors are cut into blocks that the threads of torch's own OpenMP team take one at a time
+(:mod:`._threads`), as torch's fused Adam spreads its step over them.
 """
 
 from __future__ import annotations
@@ -30,12 +28,13 @@ import torch
 from torch.autograd.graph import increment_version
 
 from . import _threads
-from ._fused import is_dtensor
+from ._fused import dtype_codes, is_dtensor
 
 __all__ = ["ADAMS", "FusedAdamStep", "Views", "param_reason"]
 
 ADAMS = (torch.optim.Adam, torch.optim.AdamW)
 _DTYPES = (torch.float32, torch.float64)
+_NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 def optimizer_reason(optimizer: torch.optim.Optimizer) -> str | None:
@@ -123,28 +122,22 @@ def _state_reason(param: torch.Tensor, state: dict[str, Any]) -> str | None:
 
 
 class Views:
-    """Zero-copy NumPy views of a parameter and its Adam state, kept from step to step.
+    """What the fused step keeps of a parameter and its Adam state from one step to the next.
 
-    Making them costs some 5 us a tensor, a few percent of an Adam step over a 50-layer model.
-    From one step to the next they stay valid while the parameter keeps its memory (address,
+    From one step to the next this stays valid while the parameter keeps its memory (address,
     size, contiguity; ``param.data = ...`` changes it) and its state holds the same tensors
-    (``load_state_dict`` replaces them). They keep the tensors they show alive, so an address
-    cannot be reused by another tensor while they exist.
+    (``load_state_dict`` replaces them); the full eligibility check of a parameter then needs not
+    run again. ``step`` is a zero-copy NumPy view of the step count, for the compiled loop.
     """
 
-    __slots__ = ("arrays", "dtype", "exp_avg", "exp_avg_sq", "numel", "param_ptr", "step")
+    __slots__ = ("dtype", "exp_avg", "exp_avg_sq", "numel", "param_ptr", "step", "step_array")
 
     def __init__(self, param: torch.Tensor, state: dict[str, Any]) -> None:
         self.exp_avg = state["exp_avg"]
         self.exp_avg_sq = state["exp_avg_sq"]
         self.step = state["step"]
         self.param_ptr, self.numel, self.dtype = param.data_ptr(), param.numel(), param.dtype
-        self.arrays = (
-            param.detach().numpy().reshape(-1),
-            self.exp_avg.numpy().reshape(-1),
-            self.exp_avg_sq.numpy().reshape(-1),
-            self.step.numpy().reshape(()),
-        )
+        self.step_array = self.step.numpy().reshape(())
 
     def valid(self, param: torch.Tensor, state: dict[str, Any] | None) -> bool:
         """Whether ``param`` and its ``state`` are still what these views show."""
@@ -317,7 +310,7 @@ def _fused_step(optimizer: torch.optim.Optimizer, planned: Sequence[Planned]) ->
     rows: dict[tuple[int, float], int] = {}  # one hyper-parameter row per (group, lambda_reg)
     hyper: list[list[float]] = []
     which = []
-    arrays = []
+    kept = []
     params = []
     used: dict[int, Views] = {}
     for item, grad, group, views in planned:
@@ -333,30 +326,38 @@ def _fused_step(optimizer: torch.optim.Optimizer, planned: Sequence[Planned]) ->
             rows[key] = len(hyper)
             hyper.append([*_hyper(optimizer, group), item.lambda_reg])
         which.append(rows[key])
-        p, exp_avg, exp_avg_sq, step = views.arrays
-        grad_array = (grad.detach() if grad.requires_grad else grad).numpy().reshape(-1)
-        arrays.append((p, grad_array, exp_avg, exp_avg_sq, step))
+        kept.append((views, grad))
         params.append(param)
     hyper_rows = np.array(hyper, dtype=np.float64)
+    # the coefficients of each tensor, in its dtype, filled before the job (whose threads may
+    # take several blocks of one tensor at once)
     coefficients = {
-        dtype: kernel.new_coefficients(dtype, len(arrays)) for dtype in {a[0].dtype for a in arrays}
+        dtype: kernel.new_coefficients(_NUMPY[dtype], len(kept))
+        for dtype in {views.dtype for views, _ in kept}
     }
-    sizes = [a[0].shape[0] for a in arrays]
-    tasks: list[tuple[Callable[..., None], tuple]] = []
+    codes = dtype_codes()
+    table: list[int] = []
+    sizes = [views.numel for views, _ in kept]
     for k, start, stop in _threads.blocks(sizes):
-        param, grad, exp_avg, exp_avg_sq, step = arrays[k]
-        c = coefficients[param.dtype][k]
-        if start == 0 and stop == sizes[k]:
-            args = (param, grad, exp_avg, exp_avg_sq, step, hyper_rows[which[k]], c)
-            tasks.append((kernel.adam_prox_, args))
-            continue
-        if start == 0:  # a tensor cut into blocks: its step count and coefficients first
-            kernel.coefficients_(step, hyper_rows[which[k]], c)
-        window = slice(start, stop)
-        args = (param[window], grad[window], exp_avg[window], exp_avg_sq[window], c)
-        tasks.append((kernel.adam_prox_loop_, args))
+        views, grad = kept[k]
+        if start == 0:  # (the first block of a tensor)
+            c = coefficients[views.dtype][k]
+            kernel.coefficients_(views.step_array, hyper_rows[which[k]], c)
+            c_address = c.ctypes.data
+        offset = start * views.dtype.itemsize
+        table += (
+            views.param_ptr + offset,
+            grad.data_ptr() + offset,
+            views.exp_avg.data_ptr() + offset,
+            views.exp_avg_sq.data_ptr() + offset,
+            c_address,
+            stop - start,
+            codes[views.dtype],
+        )
     # As torch's in-place updates do, so that autograd sees the change (the state tensors are in
     # no graph: not theirs); before the kernel, while the parameters are in cache.
     increment_version(params)
-    _threads.run_parallel(tasks, _threads.helpers(sum(sizes), len(tasks)))
+    _threads.run(
+        kernel.adam_prox_work, kernel.adam_prox_worker, table, kernel.ADAM_WIDTH, sum(sizes)
+    )
     return used

@@ -1,34 +1,39 @@
-"""The threads of the compiled CPU loops: blocks of work that a small pool takes one at a time.
+"""Where the compiled CPU loops run: on torch's own OpenMP team, or in the calling thread.
 
-The loops release the GIL, so Python threads run them in parallel: as many as
-``torch.get_num_threads()`` (the cores torch's own kernels would use). These are not torch's
-OpenMP team, whose workers keep spinning for a few ms after each parallel region (libgomp's
-default): a helper thread that shares its core with one takes fewer blocks. Blocks have a fixed
-size whatever the number of threads, so a sum over them is the same on any number of threads.
+torch runs its CPU kernels on an OpenMP team of ``torch.get_num_threads()`` threads, whose
+workers keep spinning for a while after each parallel region, waiting for the next one. Threads of
+our own lose to them: on a core where a worker spins, a Python helper thread ran slower than the
+calling thread alone (the 2-core machine of ``benchmarks/prox_torch.py``: no gain from a second
+thread, where the same kernel on an idle machine gained 15-20 %). So the loops join that team:
+``GOMP_parallel`` of the OpenMP runtime that torch loaded (libgomp, or the GNU entry points of
+Intel's and LLVM's runtimes) calls a kernel's C entry point on each of its threads, and the
+threads take rows of the job (:mod:`._jobs`) until none is left. Where that runtime cannot be
+found (no ``/proc/self/maps``, another parallel backend, several candidates), or where the work is
+too small to share, the job runs in the calling thread.
+
+Rows have a fixed size whatever the number of threads, so a sum over them is the same on any
+number of threads.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+import re
+from collections.abc import Callable, Sequence
 
 import torch
 
-__all__ = ["BLOCK", "MIN_PER_THREAD", "blocks", "helpers", "run_parallel"]
+__all__ = ["BLOCK", "MIN_PER_THREAD", "blocks", "run", "team"]
 
-# Work is shared among threads only when each gets at least this many elements (a thread's
-# round trip costs some 50 us; this is ~100 us of work).
+# Work is shared among threads only when each gets at least this many elements (~100 us of work).
 MIN_PER_THREAD = 1 << 18
 # Larger tensors are cut into blocks of this many elements (a multiple of 4096: no cache line is
-# written by two threads, and the compiled sums keep their own blocks), taken one at a time.
+# written by two threads, and the compiled sums keep their own blocks).
 BLOCK = 1 << 18
 
-
-def helpers(total: int, tasks: int) -> int:
-    """How many pool threads help the calling one: ``torch.get_num_threads() - 1`` at most."""
-    return max(0, min(torch.get_num_threads() - 1, total // MIN_PER_THREAD - 1, tasks - 1))
+_OPENMP_LIBRARY = re.compile(r"/lib(?:gomp|iomp5|omp)[^/]*\.so[^/]*$")
 
 
 def blocks(sizes: Sequence[int]) -> list[tuple[int, int, int]]:
@@ -45,44 +50,46 @@ def blocks(sizes: Sequence[int]) -> list[tuple[int, int, int]]:
     return cut
 
 
-_POOL_LOCK = threading.Lock()
-_POOL: tuple[int, int, ThreadPoolExecutor] | None = None
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """A pool of ``workers`` threads, made again after a fork (whose child has no threads)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] != workers:
-            if _POOL is not None and _POOL[0] == os.getpid():
-                _POOL[2].shutdown(wait=False)
-            _POOL = (
-                os.getpid(),
-                workers,
-                ThreadPoolExecutor(workers, thread_name_prefix="l1reg-cpu"),
-            )
-        return _POOL[2]
-
-
-def _run_tasks(tasks: Iterator[tuple[Callable[..., None], tuple]]) -> None:
-    for function, args in tasks:
-        function(*args)
-
-
-def run_parallel(tasks: Sequence[tuple[Callable[..., None], tuple]], helpers: int) -> None:
-    """Run ``tasks`` here and in ``helpers`` pool threads, each taking the next task when free.
-
-    Taken one at a time (from one iterator, under the GIL), the tasks go to the threads that
-    are free: a thread slowed down by another one on its core (torch's OpenMP workers spin for
-    a few ms after each parallel region) takes fewer of them.
-    """
-    queue = iter(tasks)
-    futures: list[Future] = []
-    if helpers:
-        pool = _pool(helpers)
-        futures = [pool.submit(_run_tasks, queue) for _ in range(helpers)]
+@functools.cache
+def team() -> Callable[..., None] | None:
+    """``GOMP_parallel`` of the OpenMP runtime that runs torch's CPU kernels, or None."""
+    if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        return None
     try:
-        _run_tasks(queue)
-    finally:
-        for future in futures:
-            future.result()
+        with open("/proc/self/maps") as maps:
+            loaded = {
+                line.rstrip("\n").split(maxsplit=5)[-1]
+                for line in maps
+                if _OPENMP_LIBRARY.search(line)
+            }
+    except OSError:
+        return None
+    # torch's own copy (torch/lib or torch.libs) where several are loaded (scikit-learn has one)
+    home = os.path.dirname(torch.__file__)
+    own = {p for p in loaded if p.startswith((home + os.sep, home + ".libs" + os.sep))}
+    candidates = own or loaded
+    if len(candidates) != 1:
+        return None
+    try:
+        parallel = ctypes.CDLL(candidates.pop()).GOMP_parallel
+    except (OSError, AttributeError):
+        return None
+    parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+    parallel.restype = None
+    return parallel
+
+
+def run(work, worker, table: list[int], width: int, elements: int, aux: int = 0) -> None:
+    """Run the job of the rows in ``table`` (``elements`` values in all) on torch's team.
+
+    ``work`` is the kernel's compiled function of the job's address, ``worker`` its C entry point.
+    """
+    from ._jobs import new_job
+
+    job = new_job(table, width, aux)
+    threads = min(torch.get_num_threads(), elements // MIN_PER_THREAD, len(table) // width)
+    parallel = team() if threads > 1 else None
+    if parallel is None:
+        work(job.ctypes.data)
+    else:
+        parallel(worker.address, job.ctypes.data, threads, 0)
