@@ -426,3 +426,54 @@ def test_lasso_path_gram_and_plain_solvers_agree(diabetes):
         sp.csr_matrix(X), y, alphas=10, sample_weight=sw, precompute=True, tol=1e-10
     )
     np.testing.assert_allclose(sparse.coefs, plain.coefs, rtol=1e-6, atol=1e-4)
+
+
+def _kkt_violation(kind, X, y, model, lam, positive):
+    """The largest violation of the optimality conditions of the fitted model (objective units)."""
+    w = model.coef_.ravel()
+    z = X @ w + float(np.ravel(model.intercept_)[0])
+    if kind == "lasso":
+        grad = -(X.T @ (y - z)) / len(y)
+    else:
+        s = 2.0 * y - 1.0
+        grad = -(X.T @ (s / (1.0 + np.exp(s * z)))) / len(y)
+    at_zero = -(grad + lam) if positive else np.abs(grad) - lam
+    moving = np.abs(grad + lam * np.sign(w))
+    return float(np.max(np.where(w != 0, moving, np.maximum(at_zero, 0.0))))
+
+
+@pytest.mark.parametrize(
+    "kind, n, sparse, positive",
+    [
+        ("lasso", 80, False, False),
+        ("lasso", 80, False, True),
+        ("lasso", 300, False, False),  # n > p: solved from the Gram matrix of X
+        ("lasso", 80, True, False),
+        ("logistic", 80, False, False),
+    ],
+)
+def test_unpenalized_features_are_optimal_when_the_gap_says_so(kind, n, sparse, positive):
+    # Penalty weight 0 makes a feature unpenalized: its dual constraint is an equality, and a gap
+    # computed away from its optimum is wrong to the first order (it was negative here, with
+    # KKT violations up to 0.25, before the solver made those features optimal first).
+    worst = 0.0
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        X = rng.standard_normal((n, 120 if n < 120 else 60))
+        X[:, 2] += 3 * X[:, 0]  # the unpenalized features are correlated with penalized ones
+        X[:, 7] -= 2 * X[:, 1]
+        y = X[:, :5] @ rng.standard_normal(5) + 0.3 * rng.standard_normal(n)
+        if kind == "logistic":
+            y = (y > 0).astype(float)
+        c = np.ones(X.shape[1])
+        c[[2, 7]] = 0.0
+        data = sp.csc_matrix(X) if sparse else X
+        for alpha in (0.05, 0.01):
+            if kind == "lasso":
+                model = Lasso(alpha=alpha, positive=positive, weights=c, tol=1e-10, max_iter=10**5)
+            else:
+                model = L1LogisticRegression(alpha=alpha, weights=c, tol=1e-10, max_iter=10**5)
+            model.fit(data, y)
+            assert np.all(np.ravel(model.dual_gap_) >= -1e-10)  # (rounding)
+            worst = max(worst, _kkt_violation(kind, X, y, model, alpha * c, positive))
+    assert worst < 1e-6

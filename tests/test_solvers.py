@@ -246,9 +246,13 @@ def test_positive_from_a_warm_start_with_negative_coefficients():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_working_set_gram_gives_the_same_solution(monkeypatch, dtype, fit_intercept):
+@pytest.mark.parametrize("price_in_epochs", [0, 3])
+def test_working_set_gram_gives_the_same_solution(
+    monkeypatch, dtype, fit_intercept, price_in_epochs
+):
     # Working sets are solved from the Gram matrix of their columns once that pays (dense X,
-    # large working sets, many epochs); here it is forced on a small problem and compared.
+    # large working sets, many epochs); here it is forced on a small problem and compared:
+    # bought at once, or after 3 epochs from X in the middle of a working set's solve.
     X, y, sw = _data("quadratic", n=50, p=120)
     X = X.astype(dtype)
     c = np.ones(X.shape[1])
@@ -256,7 +260,11 @@ def test_working_set_gram_gives_the_same_solution(monkeypatch, dtype, fit_interc
     results = []
     for force in (False, True):
         if force:
-            monkeypatch.setattr(QuadraticProblem, "_use_gram", lambda self, state, ws: True)
+            monkeypatch.setattr(
+                QuadraticProblem,
+                "_gram_price",
+                lambda self, state, ws: price_in_epochs * ws.shape[0] * self.n_samples,
+            )
         problem = QuadraticProblem(X, y, sample_weight=sw, fit_intercept=fit_intercept)
         state = problem.init_state()
         for ratio, positive in ((0.1, False), (0.01, False), (0.01, True)):
