@@ -684,6 +684,32 @@ def weighted_column_norms2(X, data, indices, indptr, is_sparse, a, n_features, o
         out[j] = total
 
 
+@njit(**_JIT)
+def centered_fortran_copy(X, offset, row_scale, out, norms2):
+    """``out = (X - offset) * row_scale[:, None]`` (Fortran order) and its squared column norms.
+
+    One pass over ``X`` in any memory order, in tiles of 64 x 64, so that a C-ordered ``X`` is
+    transposed a cache line at a time; arithmetic in ``X``'s dtype, norms in float64
+    (``row_scale`` empty: all ones).
+    """
+    n, p = X.shape
+    scaled = row_scale.shape[0] > 0
+    for j in range(p):
+        norms2[j] = 0.0
+    for i0 in range(0, n, 64):
+        i1 = min(i0 + 64, n)
+        for j0 in range(0, p, 64):
+            for j in range(j0, min(j0 + 64, p)):
+                total = 0.0
+                for i in range(i0, i1):
+                    v = X[i, j] - offset[j]
+                    if scaled:
+                        v = v * row_scale[i]
+                    out[i, j] = v
+                    total += v * v
+                norms2[j] += total
+
+
 # --------------------------------------------------------------------------------------------
 # quadratic datafit from the Gram matrix (dense data with more samples than features)
 #

@@ -210,16 +210,21 @@ class QuadraticProblem:
             eps = np.finfo(X.dtype).eps
             if fit_intercept:
                 self.x_offset = np.average(X, axis=0, weights=sw).astype(np.float64)
-                X_work = np.empty((n, p), dtype=X.dtype, order="F")
-                np.subtract(X, self.x_offset.astype(X.dtype), out=X_work)
             else:
                 self.x_offset = np.zeros(p)
-                X_work = X
-            if sqrt_sw is not None:
-                X_work = np.multiply(X_work, sqrt_sw[:, None].astype(X.dtype), order="F")
-            design = _Design(_as_fortran(X_work))
             norms2 = np.empty(p)
-            K.weighted_column_norms2(*design.args, np.empty(0), p, norms2)
+            if fit_intercept or sqrt_sw is not None or not X.flags.f_contiguous:
+                # one pass: centered, weighted, in Fortran order, and the column norms
+                X_work = np.empty((n, p), dtype=X.dtype, order="F")
+                scale = np.empty(0) if sqrt_sw is None else sqrt_sw
+                K.centered_fortran_copy(
+                    X, self.x_offset.astype(X.dtype), scale.astype(X.dtype), X_work, norms2
+                )
+            else:
+                X_work = X
+            design = _Design(X_work)
+            if X_work is X:
+                K.weighted_column_norms2(*design.args, np.empty(0), p, norms2)
             self.q = np.ones(0)
             self.colq = np.zeros(p)
             raw2 = norms2 + n * self.x_offset**2
