@@ -115,14 +115,62 @@ def test_torch_tensors_give_the_numpy_values():
     torch = pytest.importorskip("torch")
     X, y, sw = _problem()
     w = np.linspace(-1, 1, X.shape[1])
+    c = np.ones(X.shape[1])
+    c[[1, 4]] = 0.0  # unpenalized features: the gap projects on their columns
     for datafit in DATAFITS:
-        expected = datafit.duality_gap(X, y, w, 0.1, 0.05, sample_weight=sw)
-        got = datafit.duality_gap(
-            torch.from_numpy(X),
-            torch.from_numpy(y),
-            torch.from_numpy(w),
-            0.1,
-            0.05,
-            sample_weight=torch.from_numpy(sw),
-        )
-        assert got == pytest.approx(expected, rel=1e-10)
+        for weights, fit_intercept in ((None, True), (c, True), (c, False)):
+            options = {"weights": weights, "fit_intercept": fit_intercept}
+            expected = datafit.duality_gap(X, y, w, 0.1, 0.05, sample_weight=sw, **options)
+            got = datafit.duality_gap(
+                torch.from_numpy(X),
+                torch.from_numpy(y),
+                torch.from_numpy(w),
+                0.1,
+                0.05,
+                sample_weight=torch.from_numpy(sw),
+                weights=None if weights is None else torch.from_numpy(weights),
+                fit_intercept=fit_intercept,
+            )
+            assert got == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("datafit", DATAFITS, ids=lambda d: type(d).__name__)
+def test_gap_bounds_the_distance_to_the_optimum_with_unpenalized_features(datafit, fit_intercept):
+    # Unpenalized features (c_j = 0) have equality dual constraints: near the optimum, moved
+    # along them, the gap of the scaled residual alone was below the true distance (negative).
+    from l1reg.linear_model import L1LogisticRegression, Lasso
+
+    X, y, sw = _problem(seed=0, n=60, p=12)
+    X[:, 2] += 2 * X[:, 0]
+    X[:, 5] -= X[:, 1]
+    c = np.ones(X.shape[1])
+    c[[2, 5]] = 0.0
+    if isinstance(datafit, Quadratic):
+        y = X[:, :3] @ np.array([1.0, -2.0, 0.5]) + 0.3 * y
+    alpha = 0.2 * datafit.alpha_max(X, y, weights=c, fit_intercept=fit_intercept)
+    Estimator = Lasso if isinstance(datafit, Quadratic) else L1LogisticRegression
+    best = Estimator(
+        alpha=alpha, weights=c, fit_intercept=fit_intercept, tol=1e-10, max_iter=10**5
+    ).fit(X, y, sample_weight=sw)  # (its objective is >= the optimum: the test only weakens)
+    w_best, b_best = best.coef_.ravel(), float(np.ravel(best.intercept_)[0])
+
+    def objective(w, b):
+        return datafit.value(X, y, w, b, sw) + alpha * np.sum(c * np.abs(w))
+
+    optimum = objective(w_best, b_best)
+    rng = np.random.default_rng(0)
+    for scale in (1e-4, 1e-2, 1.0):
+        for _ in range(5):
+            w = w_best.copy()
+            w[[2, 5]] += scale * rng.standard_normal(2)
+            b = b_best + (scale * rng.standard_normal() if fit_intercept else 0.0)
+            for X_used in (X, sp.csc_matrix(X)):
+                gap = datafit.duality_gap(
+                    X_used, y, w, b, alpha, sample_weight=sw, weights=c, fit_intercept=fit_intercept
+                )
+                assert gap >= objective(w, b) - optimum - 1e-12
+    gap_at_best = datafit.duality_gap(
+        X, y, w_best, b_best, alpha, sample_weight=sw, weights=c, fit_intercept=fit_intercept
+    )
+    assert abs(gap_at_best) <= 1e-9

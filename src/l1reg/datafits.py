@@ -86,6 +86,22 @@ def _spectral_norm_squared(xp: Any, X: Any, a: Any, n_iter: int = 100) -> float:
     return estimate * 1.01
 
 
+def _free_columns(xp: Any, X: Any, w: Any, c: Any, fit_intercept: bool) -> Any:
+    """The columns of the unpenalized part of the model, dense (n, m): ones for the intercept
+    (when fitted) and the features with ``c_j = 0``; None when there are none."""
+    columns = []
+    if fit_intercept:
+        columns.append(xp.ones((X.shape[0], 1), dtype=w.dtype, device=array_api_compat.device(w)))
+    free = c == 0
+    if bool(xp.any(free)):
+        index = xp.nonzero(free)[0]
+        if _is_scipy_sparse(X):
+            columns.append(np.asarray(X[:, np.asarray(index)].toarray(), dtype=w.dtype))
+        else:
+            columns.append(xp.take(X, index, axis=1))
+    return xp.concat(columns, axis=1) if columns else None
+
+
 class Datafit:
     """Base class: the per-sample loss is defined by subclasses."""
 
@@ -131,22 +147,6 @@ class Datafit:
 
     def best_intercept_at_zero(self, y, sample_weight=None) -> float:
         raise NotImplementedError
-
-    def _unpenalized_excess(self, xp, X, grad, c, sample_weight) -> float:
-        """``sum_j grad_j^2 / (2 L_j)`` over unpenalized features (``c_j = 0``).
-
-        Their dual constraint is an equality (zero gradient) that the scaled dual point does not
-        meet; adding what one step along each of them would gain keeps the gap from reporting
-        convergence before they are optimal. (The solvers use the same term, with the curvature
-        of the centered column when there is an intercept.)
-        """
-        unpenalized = c == 0
-        if not bool(xp.any(unpenalized)):
-            return 0.0
-        curvature = self.lipschitz_coordinates(X, sample_weight)[unpenalized]
-        g = grad[unpenalized]
-        ok = curvature > 0
-        return float(xp.sum(g[ok] ** 2 / (2 * curvature[ok])))
 
     def duality_gap(
         self, X, y, w, intercept, alpha, *, sample_weight=None, weights=None, positive=False
@@ -218,8 +218,10 @@ class Quadratic(Datafit):
         :math:`\sum_i a_i \theta_i = 0`. The dual point is the residual, centered (weighted) when
         there is an intercept and scaled into the constraint set, so the gap is a certificate for
         every ``(w, b)``: the distance of the objective to its minimum is at most the gap.
-        (Unpenalized features, ``c_j = 0``, are left out of the scaling; their constraint
-        ``sum_i a_i theta_i x_ij = 0`` holds only at the optimum.)
+        Unpenalized features (``c_j = 0``) have the equality constraints
+        :math:`\sum_i a_i \theta_i x_{ij} = 0`, as the intercept has: the residual is projected
+        (weighted least squares) onto the complement of their columns and the column of ones,
+        which is the residual of the best unpenalized part for the penalized one.
         """
         xp = _namespace(X, y, w, sample_weight)
         a = _normalized_weights(xp, y, sample_weight)
@@ -227,12 +229,16 @@ class Quadratic(Datafit):
         primal = 0.5 * float(xp.sum(a * r * r))
         c = _penalty_weights(xp, w, weights)
         primal += alpha * float(xp.sum(c * xp.abs(w)))
-        theta = r - xp.sum(a * r) if fit_intercept else r
+        free = _free_columns(xp, X, w, c, fit_intercept)
+        theta = r
+        if free is not None:
+            weighted = a[:, None] * free
+            coef = xp.linalg.pinv(free.T @ weighted) @ (weighted.T @ r)
+            theta = r - free @ coef
         k = _dual_scaling(xp, X.T @ (a * theta), alpha, c, positive)
         theta = k * theta
         dual = 0.5 * float(xp.sum(a * (y * y - (y - theta) ** 2)))
-        grad = -(X.T @ (a * r))
-        return primal - dual + self._unpenalized_excess(xp, X, grad, c, sample_weight)
+        return primal - dual
 
 
 def _log1p_exp(xp: Any, t: Any) -> Any:
@@ -252,18 +258,29 @@ def _binary_entropy_term(xp: Any, u: Any) -> Any:
     return xp.where(u > 0, u * xp.log(safe), 0.0) + xp.where(u < 1, (1 - u) * xp.log(safe_c), 0.0)
 
 
-def _best_logistic_intercept(xp: Any, y: Any, a: Any, scores: Any, start: float) -> float:
-    """The intercept minimising the logistic datafit for fixed ``scores = Xw`` (Newton)."""
-    b = float(start)
+def _best_free_scores(xp: Any, y: Any, a: Any, scores: Any, free: Any) -> Any:
+    """``scores`` moved along the columns ``free`` (intercept, unpenalized features) to the
+    minimum of the logistic datafit for the rest of the model fixed (damped Newton)."""
+    value = float(xp.sum(a * _log1p_exp(xp, -y * scores)))
     for _ in range(100):
-        p = _sigmoid(xp, -y * (scores + b))
-        grad = -float(xp.sum(a * y * p))
-        hess = float(xp.sum(a * p * (1 - p)))
-        step = min(max(-grad / max(hess, 1e-12), -4.0), 4.0)
-        b += step
-        if abs(step) <= 1e-13 * max(1.0, abs(b)):
-            break
-    return b
+        p = _sigmoid(xp, -y * scores)
+        grad = free.T @ (-(a * y * p))
+        hess = free.T @ ((a * p * (1 - p))[:, None] * free)
+        move = free @ (-(xp.linalg.pinv(hess) @ grad))
+        size = float(xp.max(xp.abs(move)))
+        if size <= 1e-13 * (1.0 + float(xp.max(xp.abs(scores)))):
+            return scores + move  # (a step this small is below what the datafit can resolve)
+        step = 1.0
+        while step > 1e-12:  # halve until the datafit goes down (to its rounding)
+            trial = scores + step * move
+            new = float(xp.sum(a * _log1p_exp(xp, -y * trial)))
+            if new <= value + 1e-14 * abs(value):
+                break
+            step /= 2
+        else:
+            return scores
+        scores, value = trial, new
+    return scores
 
 
 class Logistic(Datafit):
@@ -318,25 +335,24 @@ class Logistic(Datafit):
 
         .. math:: D(u) = -\textstyle\sum_i a_i\,(u_i\log u_i + (1-u_i)\log(1-u_i))
 
-        subject to :math:`|\sum_i a_i u_i y_i x_{ij}| \le \alpha c_j` (and
-        :math:`\sum_i a_i u_i y_i = 0` with an intercept). The dual point is
-        :math:`u_i = \sigma(-y_i z_i)` scaled into the constraint set, with the margins ``z`` of
-        the best intercept for ``w`` (which meets the equality constraint), so the gap bounds
-        the distance to the optimum for any ``(w, intercept)``.
+        subject to :math:`|\sum_i a_i u_i y_i x_{ij}| \le \alpha c_j`, an equality
+        (:math:`= 0`) for the unpenalized features (``c_j = 0``) and, with an intercept,
+        :math:`\sum_i a_i u_i y_i = 0`. The dual point is :math:`u_i = \sigma(-y_i z_i)` scaled
+        into the constraint set, with the margins ``z`` of the best intercept and unpenalized
+        coefficients for the penalized ones (which meet the equality constraints), so the gap
+        bounds the distance to the optimum for any ``(w, intercept)``.
         """
         xp = _namespace(X, y, w, sample_weight)
         a = _normalized_weights(xp, y, sample_weight)
-        scores = X @ w
-        margins = y * (scores + intercept)
+        scores = X @ w + intercept
         c = _penalty_weights(xp, w, weights)
-        primal = float(xp.sum(a * _log1p_exp(xp, -margins)))
+        primal = float(xp.sum(a * _log1p_exp(xp, -y * scores)))
         primal += alpha * float(xp.sum(c * xp.abs(w)))
-        if fit_intercept:
-            # The dual point comes from the best intercept for w, which meets the equality
-            # constraint; the primal stays at the given intercept (it can only be higher).
-            margins = y * (scores + _best_logistic_intercept(xp, y, a, scores, intercept))
-        u = _sigmoid(xp, -margins)
+        free = _free_columns(xp, X, w, c, fit_intercept)
+        if free is not None:
+            # The primal stays at the given (w, intercept): it can only be higher.
+            scores = _best_free_scores(xp, y, a, scores, free)
+        u = _sigmoid(xp, -y * scores)
         k = _dual_scaling(xp, X.T @ (a * y * u), alpha, c, positive)
         dual = -float(xp.sum(a * _binary_entropy_term(xp, k * u)))
-        grad = -(X.T @ (a * y * u))
-        return primal - dual + self._unpenalized_excess(xp, X, grad, c, sample_weight)
+        return primal - dual
