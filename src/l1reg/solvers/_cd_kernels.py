@@ -177,11 +177,13 @@ def unpenalized_excess(lam, curvature, positive, features, corr):
     """``sum_j corr_j^2 / (2 L_j)`` over the unpenalized features (``lam_j = 0``).
 
     The dual constraint of an unpenalized feature is an equality (its gradient is 0), which a
-    scaled residual does not meet; this term, the decrease one step along each of them would
-    give, is added to the gap so that the solvers stop only once they are optimal too. With
-    ``positive`` the constraint is ``corr_j <= 0`` (a coefficient held at 0 by its bound may
-    keep a gradient that points below it; one above 0 with such a gradient is already counted
-    by the gap), so only ``corr_j > 0`` adds.
+    scaled residual meets only where that feature is optimal for the others. The outer loop of
+    ``coordinate_descent.solve`` makes them optimal before each gap it trusts (off their optimum
+    the gap errs to the first order in their gradient, which this term does not cover); this
+    term, the decrease one step along each would give, keeps the working-set solvers from
+    stopping long before. With ``positive`` the constraint is ``corr_j <= 0`` (a coefficient
+    held at 0 by its bound may keep a gradient that points below it; one above 0 with such a
+    gradient is already counted by the gap), so only ``corr_j > 0`` adds.
     """
     total = 0.0
     for k in range(features.shape[0]):
