@@ -185,21 +185,25 @@ def test_compiled_loops_on_torchs_threads_match_one_thread(dtype, monkeypatch):
         for n in (100_003, 20_000, 16_384, 65_537)
     ]
     results = []
-    for threads in (1, 2):
+    # 1 thread; 2 on the team; 2 where no team is found (the calling thread alone)
+    for threads, found in ((1, True), (2, True), (2, False)):
         torch.set_num_threads(threads)
+        if not found:
+            monkeypatch.setattr(_threads, "team", lambda: None)
         for tensor in tensors:
             tensor.grad = None
         value = l1_norm(tensors)
         value.backward()
         results.append((value.item(), [t.grad.clone() for t in tensors]))
     torch.set_num_threads(1)
-    assert results[0][0] == results[1][0]
     expected = sum(t.detach().double().abs().sum() for t in tensors)
     assert results[0][0] == pytest.approx(expected.item(), rel=1e-6)
-    for one, two, tensor in zip(results[0][1], results[1][1], tensors):
-        assert torch.equal(one, two) and torch.equal(one, torch.sign(tensor.detach()))
+    for value, grads in results[1:]:
+        assert value == results[0][0]
+        for one, other, tensor in zip(results[0][1], grads, tensors):
+            assert torch.equal(one, other) and torch.equal(one, torch.sign(tensor.detach()))
     if team is not None:
-        assert teams == [2, 2]  # forward and backward on the team
+        assert teams == [2, 2]  # forward and backward on the team, then none
 
 
 def test_torchs_openmp_team_is_found_where_torch_ships_its_runtime():

@@ -141,11 +141,19 @@ def test_fused_step_equals_adam_then_prox(make, monkeypatch):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_large_weights_and_threads(dtype, monkeypatch):
-    # 400 x 400 weights in blocks of 1024 elements over 2 or 3 threads: the same as one thread.
+    # 400 x 400 weights in blocks of 1024 elements over 2 or 3 threads of torch's team, or in
+    # the calling thread where no team is found: the same as one thread.
     results = []
-    for threads, per_thread, block in ((1, 1 << 18, 1 << 18), (2, 1 << 10, 1 << 10), (3, 1, 4096)):
+    team = _threads.team()
+    for threads, per_thread, block, found in (
+        (1, 1 << 18, 1 << 18, True),
+        (2, 1 << 10, 1 << 10, True),
+        (3, 1, 4096, True),
+        (2, 1 << 10, 1 << 10, False),
+    ):
         monkeypatch.setattr(_threads, "MIN_PER_THREAD", per_thread)
         monkeypatch.setattr(_threads, "BLOCK", block)
+        monkeypatch.setattr(_threads, "team", lambda found=found: team if found else None)
         torch.set_num_threads(threads)
         try:
             model = _mlp(widths=(400, 400)).to(dtype)
