@@ -497,6 +497,32 @@ def test_compiled_group_prox_matches_the_eager_one(groups):
     assert 0 < int(zero_groups.sum()) < zero_groups.numel()
 
 
+def test_compiled_group_proxes_on_two_threads_match_one(monkeypatch):
+    # One weight a row of a job: on torch's team (2 threads) the same values as in one thread.
+    monkeypatch.setattr(_threads, "MIN_PER_THREAD", 1)
+    results = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        torch.manual_seed(8)
+        model = nn.Sequential(nn.Linear(30, 40), nn.Tanh(), nn.Linear(40, 40), nn.Linear(40, 3))
+        stepper = ProximalL1(
+            torch.optim.Adam(model.parameters(), lr=0.05),
+            L1Regularizer(model, 0.02, groups="input"),
+        )
+        generator = torch.Generator().manual_seed(9)
+        for _ in range(3):
+            for param in model.parameters():
+                param.grad = torch.randn(param.shape, generator=generator)
+                if param.dim() == 2:
+                    param.grad[:, :5] *= 0.01  # these inputs go to zero
+            stepper.step()
+        results.append([p.detach().clone() for p in model.parameters()])
+    torch.set_num_threads(1)
+    for one, two in zip(*results):
+        assert torch.equal(one, two)
+    assert any(bool((p == 0).all(dim=0).any()) for p in results[1][::2])  # some inputs removed
+
+
 @pytest.mark.parametrize("groups", [None, "input"])
 def test_relax_holds_the_support_and_stops_shrinking(groups, device):
     # The relaxed lasso: 20 steps of selection, then Adam alone projected onto the support.

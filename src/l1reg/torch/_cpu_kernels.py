@@ -20,9 +20,12 @@ from numba import types
 from ._jobs import FLOAT32, address_of, pointer, rows, take
 
 __all__ = [
+    "GROUP_PROX_WIDTH",
     "SIGN_TIMES_WIDTH",
     "SUM_ABS_WIDTH",
     "group_prox_metric_",
+    "group_prox_work",
+    "group_prox_worker",
     "sign_times_work",
     "sign_times_worker",
     "sum_abs_work",
@@ -34,6 +37,9 @@ _BLOCK = 4096
 SUM_ABS_WIDTH = 3
 # rows: (address of x, address of out, count, dtype code); aux: the address of a float64 scale
 SIGN_TIMES_WIDTH = 4
+# rows: (address of w, address of the second moment, before, groups, after, dtype code,
+# take_sqrt, Newton steps); aux: the address of float64 (scale, shift, tau) triples, one a row
+GROUP_PROX_WIDTH = 8
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
@@ -206,3 +212,45 @@ def group_prox_metric_(
                     w[i, g, k] = z[i, g, k] * (s[g] / (s[g] + c[i, g, k]))
                 else:
                     w[i, g, k] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def group_prox_work(job: int) -> None:  # pragma: no cover - compiled
+    """Row by row, :func:`group_prox_metric_` of one weight (its float64 scratch made here)."""
+    table, aux = rows(job, GROUP_PROX_WIDTH)
+    count = table.shape[0]
+    floats = numba.carray(pointer(aux), (count, 3), np.float64)
+    k = take(job, count)
+    while k >= 0:
+        row = table[k]
+        shape = (row[2], row[3], row[4])
+        c = np.empty(shape)
+        scale, shift, tau = floats[k, 0], floats[k, 1], floats[k, 2]
+        if row[5] == FLOAT32:
+            group_prox_metric_(
+                numba.carray(pointer(row[0]), shape, np.float32),
+                numba.carray(pointer(row[1]), shape, np.float32),
+                c,
+                row[6] != 0,
+                scale,
+                shift,
+                tau,
+                row[7],
+            )
+        else:
+            group_prox_metric_(
+                numba.carray(pointer(row[0]), shape, np.float64),
+                numba.carray(pointer(row[1]), shape, np.float64),
+                c,
+                row[6] != 0,
+                scale,
+                shift,
+                tau,
+                row[7],
+            )
+        k = take(job, count)
+
+
+@numba.cfunc(types.void(types.voidptr), cache=True)
+def group_prox_worker(job):  # pragma: no cover - compiled
+    group_prox_work(address_of(job))

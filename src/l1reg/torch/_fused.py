@@ -185,10 +185,6 @@ def _viewable(tensor: torch.Tensor) -> bool:
     )
 
 
-def _numpy_view(tensor: torch.Tensor):
-    return tensor.detach().view(-1).numpy()
-
-
 def _kernels():
     """The compiled loops, imported on first use (numba's import costs a quarter of a second)."""
     from . import _cpu_kernels

@@ -73,15 +73,17 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from .._validation import invalid_parameter
+from . import _threads
 from ._fused import (
     _kernels,
-    _numpy_view,
     _scratch,
     _viewable,
     all_reduce_sum,
+    dtype_codes,
     is_dtensor,
     shard_groups,
 )
@@ -545,6 +547,7 @@ class ProximalL1(torch.optim.Optimizer):
         states = [self.optimizer.state.get(item.param, {}) for item, _ in pairs]
         steps = _steps(states) if self.metric == "optimizer" else [0.0] * len(states)
         rates: dict[int, float] = {}
+        compiled_groups: list[tuple] = []  # group proxes for the compiled CPU loop
         for (item, index), state, step in zip(pairs, states, steps):
             group = self.optimizer.param_groups[index]
             if index not in rates:
@@ -557,7 +560,11 @@ class ProximalL1(torch.optim.Optimizer):
             if threshold <= 0:
                 continue
             if item.group_axes is not None:
-                _group_prox_(item, threshold, metric)
+                row = None if metric is None else _compiled_group_row(item, threshold, metric)
+                if row is None:
+                    _group_prox_(item, threshold, metric)
+                else:
+                    compiled_groups.append(row)
                 continue
             local = _local(item.param)
             if local.numel() == 0:
@@ -577,6 +584,8 @@ class ProximalL1(torch.optim.Optimizer):
             _shrink_plain_(tensors, thresholds)
         for tensors, metrics, thresholds in scaled.values():
             _shrink_scaled_(tensors, metrics, thresholds)
+        if compiled_groups:
+            _compiled_group_prox_(compiled_groups)
 
 
 def _group_prox_(item: Selected, threshold: float, metric: _Denominator | None) -> None:
@@ -593,8 +602,6 @@ def _group_prox_(item: Selected, threshold: float, metric: _Denominator | None) 
         keep = norms > tau
         factor = torch.where(keep, 1 - tau / torch.where(keep, norms, 1), 0)
         local.mul_(factor.to(local.dtype).reshape(shape))
-        return
-    if not is_dtensor(param) and _compiled_group_prox_(local, axes, metric, tau):
         return
     groups = shard_groups(param, axes) if is_dtensor(param) else None
 
@@ -631,15 +638,16 @@ def _group_prox_(item: Selected, threshold: float, metric: _Denominator | None) 
     local.copy_((z * factor).to(local.dtype))
 
 
-def _compiled_group_prox_(
-    local: torch.Tensor, axes: tuple[int, ...], metric: _Denominator, tau: float
-) -> bool:
-    """The group prox by the compiled CPU loop, where it applies; False where it does not.
+def _compiled_group_row(item: Selected, threshold: float, metric: _Denominator) -> tuple | None:
+    """What the compiled CPU loop needs for the group prox of ``item``; None where it does not
+    apply.
 
     It applies to a contiguous float32/float64 CPU tensor (not a shard: its group norms would need
     the other ranks) whose groups run along a single axis, with a metric of the same layout.
     """
+    local = item.param.detach()
     second = metric.second
+    axes = item.group_axes
     kept = [a for a in range(local.dim()) if a not in axes]
     if not (
         len(kept) == 1
@@ -648,21 +656,40 @@ def _compiled_group_prox_(
         and second.dtype == local.dtype
         and second.shape == local.shape
     ):
-        return False
+        return None
     g = kept[0]
     shape = (math.prod(local.shape[:g]), local.shape[g], math.prod(local.shape[g + 1 :]))
-    scratch = _scratch(local.device, torch.float64, local.numel(), 4)[: local.numel()]
-    _kernels().group_prox_metric_(
-        _numpy_view(local).reshape(shape),
-        _numpy_view(second).reshape(shape),
-        scratch.numpy().reshape(shape),
-        metric.take_sqrt,
-        metric.scale,
-        metric.shift,
-        tau,
-        _NEWTON_STEPS,
+    return local, second, shape, metric, threshold * math.sqrt(item.group_size)
+
+
+def _compiled_group_prox_(rows: Sequence[tuple]) -> None:
+    """The group proxes of ``rows`` (from :func:`_compiled_group_row`), one weight a row of a job
+    on torch's threads."""
+    kernels = _kernels()
+    codes = dtype_codes()
+    table: list[int] = []
+    floats: list[float] = []
+    elements = 0
+    for local, second, shape, metric, tau in rows:
+        table += (
+            local.data_ptr(),
+            second.data_ptr(),
+            *shape,
+            codes[local.dtype],
+            int(metric.take_sqrt),
+            _NEWTON_STEPS,
+        )
+        floats += (metric.scale, metric.shift, tau)
+        elements += local.numel()
+    values = np.array(floats, dtype=np.float64)
+    _threads.run(
+        kernels.group_prox_work,
+        kernels.group_prox_worker,
+        table,
+        kernels.GROUP_PROX_WIDTH,
+        elements,
+        values.ctypes.data,
     )
-    return True
 
 
 def _keepdim_shape(tensor: torch.Tensor, axes: tuple[int, ...]) -> tuple[int, ...]:
