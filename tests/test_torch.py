@@ -206,6 +206,28 @@ def test_compiled_loops_on_torchs_threads_match_one_thread(dtype, monkeypatch):
         assert teams == [2, 2]  # forward and backward on the team, then none
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_runs_the_compiled_loops_in_its_own_thread(monkeypatch):
+    # GNU OpenMP is not fork-safe: after the parent ran a parallel region, a child's next one
+    # hangs. The compiled loops must not start one there (the child runs them in one thread).
+    import signal
+
+    monkeypatch.setattr(_threads, "MIN_PER_THREAD", 1)
+    torch.set_num_threads(2)
+    tensors = [torch.randn(100_000).requires_grad_() for _ in range(3)]
+    expected = l1_norm(tensors).item()  # on the team, where it is found
+    pid = os.fork()
+    if pid == 0:  # the child: killed by the alarm if it hangs
+        signal.alarm(20)
+        value = l1_norm(tensors)
+        value.backward()
+        ok = value.item() == expected and all(t.grad is not None for t in tensors)
+        os._exit(0 if ok else 1)
+    torch.set_num_threads(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
 def test_torchs_openmp_team_is_found_where_torch_ships_its_runtime():
     # The wheels of torch for Linux ship their OpenMP runtime (torch/lib); the compiled loops must
     # find it there, even with scikit-learn's copy of libgomp loaded too.

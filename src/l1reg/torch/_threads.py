@@ -8,8 +8,10 @@ thread, where the same kernel on an idle machine gained 15-20 %). So the loops j
 ``GOMP_parallel`` of the OpenMP runtime that torch loaded (libgomp, or the GNU entry points of
 Intel's and LLVM's runtimes) calls a kernel's C entry point on each of its threads, and the
 threads take rows of the job (:mod:`._jobs`) until none is left. Where that runtime cannot be
-found (no ``/proc/self/maps``, another parallel backend, several candidates), or where the work is
-too small to share, the job runs in the calling thread.
+found (no ``/proc/self/maps``, another parallel backend, several candidates), where the work is
+too small to share, or in a forked child process, the job runs in the calling thread. (GNU
+OpenMP is not fork-safe: a child of a process that ran a parallel region hangs in its next one,
+torch's own kernels included; the loops here do not add to that.)
 
 Rows have a fixed size whatever the number of threads, so a sum over them is the same on any
 number of threads.
@@ -50,6 +52,17 @@ def blocks(sizes: Sequence[int]) -> list[tuple[int, int, int]]:
     return cut
 
 
+_FORKED = False
+
+
+def _forked() -> None:
+    global _FORKED
+    _FORKED = True
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 @functools.cache
 def team() -> Callable[..., None] | None:
     """``GOMP_parallel`` of the OpenMP runtime that runs torch's CPU kernels, or None."""
@@ -88,7 +101,7 @@ def run(work, worker, table: list[int], width: int, elements: int, aux: int = 0)
 
     job = new_job(table, width, aux)
     threads = min(torch.get_num_threads(), elements // MIN_PER_THREAD, len(table) // width)
-    parallel = team() if threads > 1 else None
+    parallel = team() if threads > 1 and not _FORKED else None
     if parallel is None:
         work(job.ctypes.data)
     else:
