@@ -200,23 +200,35 @@ def dtype_codes() -> dict[torch.dtype, int]:
     return {torch.float32: FLOAT32, torch.float64: FLOAT64}
 
 
-def _compiled_sum_abs(tensors: Sequence[torch.Tensor]) -> float:
-    """``sum |t|`` over contiguous float32/float64 CPU tensors, by the compiled loop."""
-    kernels = _kernels()
+def _block_rows(
+    tensors: Sequence[torch.Tensor], outs: Sequence[torch.Tensor] | None = None
+) -> tuple[list[int], int]:
+    """The rows of a compiled loop's job over ``tensors`` (and ``outs`` like them), in blocks:
+    ``(address, [address of out,] count, dtype code)``; and the number of elements."""
     codes = dtype_codes()
     table: list[int] = []
     sizes = [t.numel() for t in tensors]
     for k, start, stop in _threads.blocks(sizes):
         tensor = tensors[k]
-        address = tensor.data_ptr() + start * tensor.element_size()
-        table += (address, stop - start, codes[tensor.dtype])
+        offset = start * tensor.element_size()
+        table.append(tensor.data_ptr() + offset)
+        if outs is not None:
+            table.append(outs[k].data_ptr() + offset)
+        table += (stop - start, codes[tensor.dtype])
+    return table, sum(sizes)
+
+
+def _compiled_sum_abs(tensors: Sequence[torch.Tensor]) -> float:
+    """``sum |t|`` over contiguous float32/float64 CPU tensors, by the compiled loop."""
+    kernels = _kernels()
+    table, elements = _block_rows(tensors)
     results = np.empty(len(table) // kernels.SUM_ABS_WIDTH)
     _threads.run(
         kernels.sum_abs_work,
         kernels.sum_abs_worker,
         table,
         kernels.SUM_ABS_WIDTH,
-        sum(sizes),
+        elements,
         results.ctypes.data,
     )
     return float(results.sum())
@@ -227,25 +239,14 @@ def _compiled_sign_times(
 ) -> None:
     """``out = sign(t) * scale`` for contiguous float32/float64 CPU tensors (outs like them)."""
     kernels = _kernels()
-    codes = dtype_codes()
-    table: list[int] = []
-    sizes = [t.numel() for t in tensors]
-    for k, start, stop in _threads.blocks(sizes):
-        tensor, out = tensors[k], outs[k]
-        offset = start * tensor.element_size()
-        table += (
-            tensor.data_ptr() + offset,
-            out.data_ptr() + offset,
-            stop - start,
-            codes[tensor.dtype],
-        )
+    table, elements = _block_rows(tensors, outs)
     value = np.array([scale])
     _threads.run(
         kernels.sign_times_work,
         kernels.sign_times_worker,
         table,
         kernels.SIGN_TIMES_WIDTH,
-        sum(sizes),
+        elements,
         value.ctypes.data,
     )
 

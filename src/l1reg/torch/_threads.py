@@ -11,7 +11,7 @@ threads take rows of the job (:mod:`._jobs`) until none is left. Where that runt
 found (no ``/proc/self/maps``, another parallel backend, several candidates), where the work is
 too small to share, or in a forked child process, the job runs in the calling thread. (GNU
 OpenMP is not fork-safe: a child of a process that ran a parallel region hangs in its next one,
-torch's own kernels included; the loops here do not add to that.)
+as torch's own kernels do there.)
 
 Rows have a fixed size whatever the number of threads, so a sum over them is the same on any
 number of threads.
