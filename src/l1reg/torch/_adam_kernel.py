@@ -36,7 +36,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._jobs import FLOAT32, address_of, pointer, rows, take
+from ._jobs import FLOAT32, address_of, rows, take, view
 
 __all__ = [
     "ADAM_WIDTH",
@@ -143,30 +143,28 @@ def adam_prox_loop_(param, grad, exp_avg, exp_avg_sq, c):  # pragma: no cover - 
 
 
 @numba.njit(cache=True, nogil=True)
+def _adam_prox_row(row, dtype):  # pragma: no cover - compiled by numba
+    n = row[5]
+    adam_prox_loop_(
+        view(row[0], n, dtype),
+        view(row[1], n, dtype),
+        view(row[2], n, dtype),
+        view(row[3], n, dtype),
+        view(row[4], _COEFFICIENTS, dtype),
+    )
+
+
+@numba.njit(cache=True, nogil=True)
 def adam_prox_work(job):  # pragma: no cover - compiled by numba
     """Row by row, :func:`adam_prox_loop_` (the coefficients filled beforehand)."""
     table, _ = rows(job, ADAM_WIDTH)
     count = table.shape[0]
     k = take(job, count)
     while k >= 0:
-        row = table[k]
-        p, g, m, v, c, n = row[0], row[1], row[2], row[3], row[4], row[5]
-        if row[6] == FLOAT32:
-            adam_prox_loop_(
-                numba.carray(pointer(p), (n,), np.float32),
-                numba.carray(pointer(g), (n,), np.float32),
-                numba.carray(pointer(m), (n,), np.float32),
-                numba.carray(pointer(v), (n,), np.float32),
-                numba.carray(pointer(c), (_COEFFICIENTS,), np.float32),
-            )
+        if table[k, 6] == FLOAT32:
+            _adam_prox_row(table[k], np.float32)
         else:
-            adam_prox_loop_(
-                numba.carray(pointer(p), (n,), np.float64),
-                numba.carray(pointer(g), (n,), np.float64),
-                numba.carray(pointer(m), (n,), np.float64),
-                numba.carray(pointer(v), (n,), np.float64),
-                numba.carray(pointer(c), (_COEFFICIENTS,), np.float64),
-            )
+            _adam_prox_row(table[k], np.float64)
         k = take(job, count)
 
 

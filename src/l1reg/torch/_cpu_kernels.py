@@ -17,7 +17,7 @@ import numba
 import numpy as np
 from numba import types
 
-from ._jobs import FLOAT32, address_of, pointer, rows, take
+from ._jobs import FLOAT32, address_of, rows, take, view
 
 __all__ = [
     "GROUP_PROX_WIDTH",
@@ -76,15 +76,20 @@ def sum_abs_work(job: int) -> None:  # pragma: no cover - compiled
     """Row by row, ``results[k] = sum |x_k|``."""
     table, aux = rows(job, SUM_ABS_WIDTH)
     count = table.shape[0]
-    results = numba.carray(pointer(aux), (count,), np.float64)
+    results = view(aux, count, np.float64)
     k = take(job, count)
     while k >= 0:
-        address, n, code = table[k, 0], table[k, 1], table[k, 2]
-        if code == FLOAT32:
-            results[k] = sum_abs(numba.carray(pointer(address), (n,), np.float32))
+        address, n = table[k, 0], table[k, 1]
+        if table[k, 2] == FLOAT32:
+            results[k] = sum_abs(view(address, n, np.float32))
         else:
-            results[k] = sum_abs(numba.carray(pointer(address), (n,), np.float64))
+            results[k] = sum_abs(view(address, n, np.float64))
         k = take(job, count)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sign_times_row(row, scale, dtype):  # pragma: no cover - compiled
+    sign_times(view(row[0], row[2], dtype), scale, view(row[1], row[2], dtype))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -92,22 +97,13 @@ def sign_times_work(job: int) -> None:  # pragma: no cover - compiled
     """Row by row, ``out_k = sign(x_k) * scale``."""
     table, aux = rows(job, SIGN_TIMES_WIDTH)
     count = table.shape[0]
-    scale = numba.carray(pointer(aux), (1,), np.float64)[0]
+    scale = view(aux, 1, np.float64)[0]
     k = take(job, count)
     while k >= 0:
-        x, out, n, code = table[k, 0], table[k, 1], table[k, 2], table[k, 3]
-        if code == FLOAT32:
-            sign_times(
-                numba.carray(pointer(x), (n,), np.float32),
-                scale,
-                numba.carray(pointer(out), (n,), np.float32),
-            )
+        if table[k, 3] == FLOAT32:
+            _sign_times_row(table[k], scale, np.float32)
         else:
-            sign_times(
-                numba.carray(pointer(x), (n,), np.float64),
-                scale,
-                numba.carray(pointer(out), (n,), np.float64),
-            )
+            _sign_times_row(table[k], scale, np.float64)
         k = take(job, count)
 
 
@@ -215,39 +211,32 @@ def group_prox_metric_(
 
 
 @numba.njit(cache=True, nogil=True)
+def _group_prox_row(row, floats, dtype):  # pragma: no cover - compiled
+    shape = (row[2], row[3], row[4])
+    group_prox_metric_(
+        view(row[0], shape, dtype),
+        view(row[1], shape, dtype),
+        np.empty(shape),
+        row[6] != 0,
+        floats[0],
+        floats[1],
+        floats[2],
+        row[7],
+    )
+
+
+@numba.njit(cache=True, nogil=True)
 def group_prox_work(job: int) -> None:  # pragma: no cover - compiled
     """Row by row, :func:`group_prox_metric_` of one weight (its float64 scratch made here)."""
     table, aux = rows(job, GROUP_PROX_WIDTH)
     count = table.shape[0]
-    floats = numba.carray(pointer(aux), (count, 3), np.float64)
+    floats = view(aux, (count, 3), np.float64)
     k = take(job, count)
     while k >= 0:
-        row = table[k]
-        shape = (row[2], row[3], row[4])
-        c = np.empty(shape)
-        scale, shift, tau = floats[k, 0], floats[k, 1], floats[k, 2]
-        if row[5] == FLOAT32:
-            group_prox_metric_(
-                numba.carray(pointer(row[0]), shape, np.float32),
-                numba.carray(pointer(row[1]), shape, np.float32),
-                c,
-                row[6] != 0,
-                scale,
-                shift,
-                tau,
-                row[7],
-            )
+        if table[k, 5] == FLOAT32:
+            _group_prox_row(table[k], floats[k], np.float32)
         else:
-            group_prox_metric_(
-                numba.carray(pointer(row[0]), shape, np.float64),
-                numba.carray(pointer(row[1]), shape, np.float64),
-                c,
-                row[6] != 0,
-                scale,
-                shift,
-                tau,
-                row[7],
-            )
+            _group_prox_row(table[k], floats[k], np.float64)
         k = take(job, count)
 
 

@@ -20,7 +20,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["FLOAT32", "FLOAT64", "address_of", "pointer", "rows", "take"]
+__all__ = ["FLOAT32", "FLOAT64", "address_of", "pointer", "rows", "take", "view"]
 
 # dtype codes in the rows
 FLOAT32, FLOAT64 = 0, 1
@@ -62,6 +62,13 @@ def _fetch_add(typingctx, address, value):
         return builder.atomic_rmw("add", target, args[1], "monotonic")
 
     return types.int64(types.int64, types.int64), codegen
+
+
+@numba.njit(cache=True, nogil=True)
+def view(address, shape, dtype):  # pragma: no cover - compiled
+    """The memory at ``address`` as a C-ordered array of ``shape`` and ``dtype`` (a NumPy
+    scalar type, passed as an argument: one compiled version per dtype)."""
+    return numba.carray(pointer(address), shape, dtype)
 
 
 @numba.njit(cache=True, nogil=True)
