@@ -20,6 +20,7 @@ from l1reg.torch import (  # noqa: E402
     L1Regularizer,
     ProximalL1,
     SelectInputs,
+    _proximal,
     _threads,
     l1_norm,
     prune,
@@ -164,6 +165,32 @@ def test_compiled_cpu_loop_propagates_nan_and_supports_double_backward():
     assert dlam.item() == torch.sign(weight.detach()).sum().item()
 
 
+def test_gradient_memory_is_reused_only_once_nothing_holds_it():
+    # The compiled backward writes into the previous gradient's memory when it is free, which
+    # must never change a gradient, or a view of one, that is still held.
+    weight = torch.randn(200, 200, generator=torch.Generator().manual_seed(6)).requires_grad_()
+    sign = torch.sign(weight.detach())
+    l1_norm([weight]).backward()
+    address = weight.grad.data_ptr()
+    weight.grad = None
+    l1_norm([weight]).backward()
+    assert weight.grad.data_ptr() == address  # free: reused
+    kept, view = weight.grad, weight.grad[3]
+    weight.grad = None
+    (2 * l1_norm([weight])).backward()
+    assert weight.grad.data_ptr() != address
+    assert torch.equal(weight.grad, 2 * sign) and torch.equal(kept, sign)
+    del kept
+    weight.grad = None
+    (3 * l1_norm([weight])).backward()  # the view still holds the memory
+    assert torch.equal(view, sign[3]) and torch.equal(weight.grad, 3 * sign)
+    # An existing gradient is added to (zero_grad(set_to_none=False), accumulation), and a
+    # gradient from the data goes into the same sum.
+    x = torch.randn(200, 200)
+    ((weight * x).sum() + l1_norm([weight])).backward()
+    assert torch.allclose(weight.grad, 4 * sign + x, rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_compiled_loops_on_torchs_threads_match_one_thread(dtype, monkeypatch):
     # Blocks of 4096 values shared by 2 threads of torch's OpenMP team (where it is found): the
@@ -206,26 +233,45 @@ def test_compiled_loops_on_torchs_threads_match_one_thread(dtype, monkeypatch):
         assert teams == [2, 2]  # forward and backward on the team, then none
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_forked_child_runs_the_compiled_loops_in_its_own_thread(monkeypatch):
-    # GNU OpenMP is not fork-safe: after the parent ran a parallel region, a child's next one
-    # hangs. The compiled loops must not start one there (the child runs them in one thread).
-    import signal
+_FORK_SCRIPT = """
+import os, signal, sys
+import torch
+from l1reg.torch import _threads, l1_norm
 
-    monkeypatch.setattr(_threads, "MIN_PER_THREAD", 1)
-    torch.set_num_threads(2)
-    tensors = [torch.randn(100_000).requires_grad_() for _ in range(3)]
-    expected = l1_norm(tensors).item()  # on the team, where it is found
-    pid = os.fork()
-    if pid == 0:  # the child: killed by the alarm if it hangs
-        signal.alarm(20)
+_threads.MIN_PER_THREAD = 1
+torch.set_num_threads(2)
+tensors = [torch.randn(100_000).requires_grad_() for _ in range(3)]
+expected = l1_norm(tensors).item()  # on the team, where it is found
+pid = os.fork()
+if pid == 0:  # the child: killed by the alarm if it hangs; exits whatever happens
+    signal.alarm(20)
+    try:
         value = l1_norm(tensors)
         value.backward()
         ok = value.item() == expected and all(t.grad is not None for t in tensors)
-        os._exit(0 if ok else 1)
-    torch.set_num_threads(1)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    except BaseException as error:
+        print("child:", repr(error), file=sys.stderr)
+        ok = False
+    os._exit(0 if ok else 1)
+_, status = os.waitpid(pid, 0)
+print("child status", status)
+sys.exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 1)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_runs_the_compiled_loops_in_its_own_thread():
+    # GNU OpenMP is not fork-safe: after the parent ran a parallel region, a child's next one
+    # hangs. The compiled loops must not start one there (the child runs them in one thread).
+    # In a new interpreter: a fork of the test process would copy its other threads' state
+    # (autograd's CUDA threads, compile workers), which is not what is tested here.
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", _FORK_SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_torchs_openmp_team_is_found_where_torch_ships_its_runtime():
@@ -517,6 +563,40 @@ def test_compiled_group_prox_matches_the_eager_one(groups):
     axes = (0, 2, 3) if groups == "input" else (1, 2, 3)
     zero_groups = (compiled == 0).all(dim=axes)
     assert 0 < int(zero_groups.sum()) < zero_groups.numel()
+
+
+@pytest.mark.parametrize("groups", ["input", "output"])
+def test_stacked_group_proxes_match_one_by_one(groups, device, monkeypatch):
+    # The torch code of the group prox stacks weights of one shape (three 40 x 40 here), at most
+    # _STACK values at a time; one by one, or two and one, it gives the same values.
+    monkeypatch.setattr(_proximal, "_compiled_group_row", lambda *args: None)
+    results = []
+    for stack in (1 << 25, 3200, 1):
+        monkeypatch.setattr(_proximal, "_STACK", stack)
+        torch.manual_seed(10)
+        model = nn.Sequential(
+            nn.Linear(30, 40), nn.Linear(40, 40), nn.Linear(40, 40), nn.Linear(40, 40)
+        ).to(device)
+        stepper = ProximalL1(
+            torch.optim.Adam(model.parameters(), lr=0.05),
+            L1Regularizer(model, 0.02, groups=groups),
+        )
+        generator = torch.Generator().manual_seed(11)
+        for _ in range(3):
+            for param in model.parameters():
+                param.grad = torch.randn(param.shape, generator=generator).to(device)
+                if param.dim() == 2:
+                    param.grad[:5] *= 0.01  # small gradients on some outputs
+                    param.grad[:, :5] *= 0.01  # and on some inputs: they go to zero
+            stepper.step()
+        results.append([p.detach().cpu() for p in model.parameters()])
+    for other in results[1:]:
+        for stacked, alone in zip(results[0], other):
+            torch.testing.assert_close(stacked, alone, rtol=1e-5, atol=1e-7)
+            assert torch.equal(stacked == 0, alone == 0)
+    axis = 0 if groups == "input" else 1
+    weights = [w for w in results[0] if w.dim() == 2]
+    assert all(0 < int((w == 0).all(dim=axis).sum()) < w.shape[1 - axis] for w in weights)
 
 
 def test_compiled_group_proxes_on_two_threads_match_one(monkeypatch):

@@ -15,7 +15,9 @@ backward kernel. Here the whole list is one custom autograd node:
 - on the CPU, large contiguous float32/float64 tensors skip both: compiled loops
   (:mod:`._cpu_kernels`) read each one once, forward and backward, on torch's own threads
   (:mod:`._threads`). Small ones stay with ``cat``: a row of the compiled job costs about 1 us of
-  Python a tensor, more than their share of one ``cat``.
+  Python a tensor, more than their share of one ``cat``. The backward writes each gradient into
+  the memory of that tensor's previous gradient once nothing holds it any more, instead of fresh
+  memory, whose page faults cost more than the pass (:func:`_gradient_memory`).
 
 ``sum`` is used, never ``torch.norm(p, 1)`` / ``linalg.vector_norm``: on the CPU those keep one
 float32 running sum per thread and stop growing at 2**24, while ``sum`` reduces pairwise (cascade)
@@ -35,6 +37,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from torch.utils.weak import WeakIdKeyDictionary
 
 from . import _threads
 
@@ -275,6 +278,37 @@ def _signs_times(
         grads[i] = sign
 
 
+# The gradient memory of each large CPU tensor, kept from one backward pass to the next (see
+# _gradient_memory). Weak keys: an entry goes with its tensor.
+_GRADIENT_STORAGE: WeakIdKeyDictionary = WeakIdKeyDictionary()
+_GRADIENT_LOCK = threading.Lock()
+_storage_use_count = getattr(torch._C, "_storage_Use_Count", None)
+
+
+def _gradient_memory(tensor: torch.Tensor) -> torch.Tensor:
+    """An uninitialised contiguous tensor like ``tensor``, for its gradient.
+
+    The memory of the previous one is reused when nothing else holds it any longer (the usual
+    ``zero_grad()`` between steps drops ``.grad``): fresh memory of that size costs page faults,
+    measured at more than the whole backward pass. While the tensor lives, its gradient memory
+    therefore stays allocated between steps, as it would with ``zero_grad(set_to_none=False)``.
+    Memory still held anywhere (``.grad``, a view of it, a saved copy) is never reused.
+    """
+    nbytes = tensor.numel() * tensor.element_size()
+    with _GRADIENT_LOCK:
+        storage = _GRADIENT_STORAGE.get(tensor)
+        if (
+            storage is not None
+            and storage.nbytes() == nbytes
+            and _storage_use_count is not None
+            and _storage_use_count(storage._cdata) == 1  # only this entry holds it
+        ):
+            return torch.empty(0, dtype=tensor.dtype).set_(storage, 0, tensor.shape)
+        grad = torch.empty_like(tensor, memory_format=torch.contiguous_format)
+        _GRADIENT_STORAGE[tensor] = grad.untyped_storage()
+        return grad
+
+
 class _L1Norm(torch.autograd.Function):
     """sum_i |p_i| over every element of every tensor, with one backward node for all of them."""
 
@@ -301,7 +335,7 @@ class _L1Norm(torch.autograd.Function):
                 continue
             tensor = tensors[i]
             if compiled and tensor.numel() >= _CPU_SMALL and _viewable(tensor):
-                grads[i] = grad = torch.empty_like(tensor, memory_format=torch.contiguous_format)
+                grads[i] = grad = _gradient_memory(tensor)
                 inputs.append(tensor)
                 outs.append(grad)
             else:

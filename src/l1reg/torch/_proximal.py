@@ -82,6 +82,7 @@ from ._fused import (
     _kernels,
     _scratch,
     _viewable,
+    accumulation_dtype,
     all_reduce_sum,
     dtype_codes,
     is_dtensor,
@@ -103,6 +104,9 @@ _CPU_CHUNK = 1 << 17
 # Newton steps of the group prox in the optimizer's metric (from the lower-bound start, the relative
 # error of the group norm is below 1e-6 after 5, even with D spread over six decades in a group).
 _NEWTON_STEPS = 5
+# Values per stack of alike weights in the eager group prox: its temporaries take about ten
+# times the stack's memory (128 MiB of float32 each here).
+_STACK = 1 << 25
 
 
 def _local(tensor: torch.Tensor) -> torch.Tensor:
@@ -132,12 +136,16 @@ class _Denominator:
 
 
 def _steps(states: list[dict[str, Any]]) -> list[float]:
-    """The step count of each state as floats, with one device-to-host copy for all of them."""
+    """The step count of each state as floats, with one device-to-host copy per device (fused
+    and capturable Adam keep their step counts on the parameters' device)."""
     steps = [state.get("step", 0) for state in states]
-    on_device = [i for i, s in enumerate(steps) if isinstance(s, torch.Tensor)]
-    if on_device:
-        values = torch.stack([steps[i].reshape(()).float().cpu() for i in on_device]).tolist()
-        for i, value in zip(on_device, values):
+    by_device: dict[torch.device, list[int]] = {}
+    for i, step in enumerate(steps):
+        if isinstance(step, torch.Tensor):
+            by_device.setdefault(step.device, []).append(i)
+    for indices in by_device.values():
+        values = torch.stack([steps[i].reshape(()).float() for i in indices]).tolist()
+        for i, value in zip(indices, values):
             steps[i] = value
     return [float(s) for s in steps]
 
@@ -548,6 +556,7 @@ class ProximalL1(torch.optim.Optimizer):
         steps = _steps(states) if self.metric == "optimizer" else [0.0] * len(states)
         rates: dict[int, float] = {}
         compiled_groups: list[tuple] = []  # group proxes for the compiled CPU loop
+        eager_groups: list[tuple[Selected, float, _Denominator | None]] = []  # and the others
         for (item, index), state, step in zip(pairs, states, steps):
             group = self.optimizer.param_groups[index]
             if index not in rates:
@@ -562,7 +571,7 @@ class ProximalL1(torch.optim.Optimizer):
             if item.group_axes is not None:
                 row = None if metric is None else _compiled_group_row(item, threshold, metric)
                 if row is None:
-                    _group_prox_(item, threshold, metric)
+                    eager_groups.append((item, threshold, metric))
                 else:
                     compiled_groups.append(row)
                 continue
@@ -586,6 +595,35 @@ class ProximalL1(torch.optim.Optimizer):
             _shrink_scaled_(tensors, metrics, thresholds)
         if compiled_groups:
             _compiled_group_prox_(compiled_groups)
+        _eager_group_proxes_(eager_groups)
+
+
+def _eager_group_proxes_(entries: Sequence[tuple[Selected, float, _Denominator | None]]) -> None:
+    """Group proxes by torch operations: weights alike (shape, dtype, device, grouping, metric)
+    stacked, at most ``_STACK`` values at a time; DTensors and the plain metric one by one."""
+    stacks: dict[tuple, list[tuple[Selected, float, _Denominator]]] = {}
+    for item, threshold, metric in entries:
+        param = item.param
+        if metric is None or is_dtensor(param) or metric.second.shape != param.shape:
+            _group_prox_(item, threshold, metric)
+            continue
+        key = (
+            param.device,
+            param.dtype,
+            param.shape,
+            item.group_axes,
+            metric.take_sqrt,
+            metric.second.dtype,
+        )
+        stacks.setdefault(key, []).append((item, threshold, metric))
+    for alike in stacks.values():
+        count = max(1, _STACK // alike[0][0].param.numel())
+        for start in range(0, len(alike), count):
+            chunk = alike[start : start + count]
+            if len(chunk) == 1:
+                _group_prox_(*chunk[0])
+            else:
+                _stacked_group_proxes_(chunk)
 
 
 def _group_prox_(item: Selected, threshold: float, metric: _Denominator | None) -> None:
@@ -607,35 +645,77 @@ def _group_prox_(item: Selected, threshold: float, metric: _Denominator | None) 
 
     def group_sums(values: torch.Tensor) -> torch.Tensor:
         sums = values.sum(dim=axes)
-        return sums if groups is None else all_reduce_sum(sums, groups)
+        return (sums if groups is None else all_reduce_sum(sums, groups)).reshape(shape)
 
-    # D = scale * (root + shift); z and D in float32 or wider.
     z = local.to(squares.dtype)
     # (D = 0, a coordinate that never had a gradient, eps = 0: c = tau / D huge, x_i ~ 0.)
     d = metric.full().to(squares.dtype).mul_(metric.scale).clamp_(min=torch.finfo(z.dtype).tiny)
+    factor = _group_factor(z, d, squares.reshape(shape), tau, group_sums)
+    local.copy_((z * factor).to(local.dtype))
+
+
+def _stacked_group_proxes_(entries: Sequence[tuple[Selected, float, _Denominator]]) -> None:
+    """The group proxes of weights of one shape, dtype, device and grouping (plain tensors, each
+    with an optimizer metric), stacked: one set of kernels for all of them (on a GPU a weight's
+    own set of about 80 small kernels costs more in launches than in memory)."""
+    first, _, first_metric = entries[0]
+    local = first.param.detach()
+    axes = tuple(a + 1 for a in first.group_axes or ())
+    dtype = accumulation_dtype(local.dtype)
+    batch = (len(entries),) + (1,) * local.dim()
+
+    def per_weight(values: list[float]) -> torch.Tensor:
+        return torch.tensor(values, dtype=dtype).reshape(batch).to(local.device)
+
+    params = [item.param.detach() for item, _, _ in entries]
+    z = torch.stack(params).to(dtype)
+    root = torch.stack([metric.second for _, _, metric in entries])
+    root = root.sqrt() if first_metric.take_sqrt else root.clone()
+    d = root.add_(per_weight([m.shift for _, _, m in entries])).to(dtype)
+    d.mul_(per_weight([m.scale for _, _, m in entries])).clamp_(min=torch.finfo(dtype).tiny)
+    tau = per_weight([t * math.sqrt(item.group_size) for item, t, _ in entries])
+
+    def group_sums(values: torch.Tensor) -> torch.Tensor:
+        return values.sum(dim=axes, keepdim=True)
+
+    factor = _group_factor(z, d, group_sums(z * z), tau, group_sums)
+    torch._foreach_copy_(params, list(z.mul_(factor).to(local.dtype).unbind(0)))
+
+
+def _group_factor(
+    z: torch.Tensor,
+    d: torch.Tensor,
+    squares: torch.Tensor,
+    tau: float | torch.Tensor,
+    group_sums: Any,
+) -> torch.Tensor:
+    """The factor ``x / z`` of the group prox in the metric ``d`` (module docstring): 0 for a
+    zeroed group, else ``s / (s + tau / d)`` with ``s`` by Newton's method from below.
+
+    ``group_sums`` sums over the groups with the group axes kept (all-reduced across shards);
+    ``squares`` is ``group_sums(z * z)``; ``tau`` a number or one value per weight of a stack.
+    """
     weighted = z * d
     keep = group_sums(weighted.mul_(weighted)) > tau * tau  # ||D z|| > tau
     c = tau / d
     safe_squares = torch.where(keep, squares, 1)
     s = safe_squares.sqrt() - group_sums(z * z * c) / safe_squares
-    s = s.clamp_(min=0).reshape(shape)
-    keep_shaped = keep.reshape(shape)
+    s = s.clamp_(min=0)
     # Zeroed groups get z = 1: finite Newton steps there, and their s is not used.
-    z_kept = torch.where(keep_shaped, z, 1)
-    early_exit = local.device.type == "cpu"
+    z_kept = torch.where(keep, z, 1)
+    early_exit = z.device.type == "cpu"
     for _ in range(_NEWTON_STEPS):
         a = s + c
         q2 = (z_kept / a).square_()
-        g = group_sums(q2).reshape(shape)
-        slope = group_sums(q2.div_(a)).reshape(shape)
+        g = group_sums(q2)
+        slope = group_sums(q2.div_(a))
         step = g.sqrt().sub_(1).mul_(g).div_(slope)
         s.add_(step).clamp_(min=0)
         # On the CPU a converged s (quadratic convergence: what remains is ~ step^2) ends early;
         # every rank sees the same all-reduced sums, so all of them stop at the same step.
-        if early_exit and not bool((step.abs() > 1e-6 * s).logical_and_(keep_shaped).any()):
+        if early_exit and not bool((step.abs() > 1e-6 * s).logical_and_(keep).any()):
             break
-    factor = torch.where(keep_shaped, s / (s + c), 0)
-    local.copy_((z * factor).to(local.dtype))
+    return torch.where(keep, s / (s + c), 0)
 
 
 def _compiled_group_row(item: Selected, threshold: float, metric: _Denominator) -> tuple | None:
