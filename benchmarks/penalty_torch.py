@@ -10,7 +10,8 @@ biases), and 300 small tensors (16 to 4,096 values each). For each, the median t
 - l1reg.torch.l1_norm: the fused kernel alone (what ``L1Regularizer()`` calls);
 - one sum: ``torch.sum`` over one contiguous tensor of the same size (a lower bound);
 
-forward only, and forward + backward (``.backward()`` into ``.grad``, reset to None each time).
+forward only, and forward + backward (``.backward()`` into ``.grad``, then reset to None as
+``zero_grad()`` does, inside the timing).
 The variants run in interleaved rounds, so a busy machine slows them alike; ratios are of medians.
 
 Run: ``python benchmarks/penalty_torch.py`` (``--quick`` for fewer rounds, ``--device cuda``).
@@ -82,10 +83,12 @@ def variants(params: list[torch.Tensor]) -> dict:
         return l1_norm(params)
 
     def backward(penalty):
+        # Each variant drops the gradients it made (zero_grad's set_to_none) inside its own
+        # timing, so that the cost of freeing them falls on it, not on the next variant.
         def run():
+            penalty().backward()
             for p in params:
                 p.grad = None
-            penalty().backward()
 
         return run
 

@@ -53,6 +53,11 @@ class L1Regularizer:
     :class:`ProximalL1`, which applies the penalty by a proximal step after each optimizer step
     (the way to get exact zeros). Use one or the other, never both: that would shrink twice.
 
+    On the CPU, the backward of the plain penalty writes the gradient of each large weight into
+    the memory of that weight's previous gradient once nothing holds it (after ``zero_grad()``):
+    fresh memory costs more in page faults than the whole pass. That memory therefore stays
+    allocated while the weight lives, the size of the penalized weights once.
+
     Parameters
     ----------
     module : torch.nn.Module
