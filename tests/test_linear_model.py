@@ -285,6 +285,16 @@ def test_logistic_path_and_cv(cancer):
     assert model.score(X, y) > 0.95
 
 
+def test_logistic_cv_default_grid_holds_the_cv_minimum(cancer):
+    # The default grid reaches down to 1e-3 alpha_max: on breast cancer the CV loss has its
+    # minimum inside it (down to 1e-2 it was still falling at the last alpha).
+    X, y = cancer
+    model = L1LogisticRegressionCV().fit(X, y)
+    best = int(np.argmin(model.loss_path_.mean(1)))
+    assert 0 < best < len(model.alphas_) - 1
+    assert model.alphas_[-1] == pytest.approx(1e-3 * model.alphas_[0])
+
+
 def test_logistic_cv_multiclass():
     X, y = load_iris(return_X_y=True)
     model = L1LogisticRegressionCV(alphas=8, cv=3, n_jobs=2).fit(X, y)

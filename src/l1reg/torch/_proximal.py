@@ -670,7 +670,8 @@ def _stacked_group_proxes_(entries: Sequence[tuple[Selected, float, _Denominator
     params = [item.param.detach() for item, _, _ in entries]
     z = torch.stack(params).to(dtype)
     root = torch.stack([metric.second for _, _, metric in entries])
-    root = root.sqrt() if first_metric.take_sqrt else root.clone()
+    if first_metric.take_sqrt:
+        root.sqrt_()
     d = root.add_(per_weight([m.shift for _, _, m in entries])).to(dtype)
     d.mul_(per_weight([m.scale for _, _, m in entries])).clamp_(min=torch.finfo(dtype).tiny)
     tau = per_weight([t * math.sqrt(item.group_size) for item, t, _ in entries])
