@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from sklearn import linear_model as sklm
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from l1reg.datafits import Logistic, Quadratic
 from l1reg.linear_model import (
@@ -263,6 +263,34 @@ def test_logistic_multiclass_is_one_vs_rest():
     proba = model.predict_proba(X)
     np.testing.assert_allclose(proba.sum(1), 1)
     assert model.score(X, y) > 0.9
+
+
+@pytest.mark.parametrize("case", ["near_alpha_max", "unpenalized_no_intercept"])
+def test_logistic_reaches_tight_tolerances(case):
+    # Near the solution a Newton step's decrease (second order in the gradient) falls below the
+    # rounding of the objective long before the gap (first order) reaches tol=1e-12; a line
+    # search that must see a decrease stalled there (10 000 epochs at gap 2.4e-10 in the first
+    # case, a scikit-learn conformance check's data; thousands in the second).
+    rng = np.random.RandomState(0)
+    if case == "near_alpha_max":
+        X = rng.uniform(size=(40, 3))
+        X[X < 0.6] = 0
+        y = (4 * rng.uniform(size=40)).astype(int)
+        train, _ = list(StratifiedKFold(3).split(X, y))[1]
+        X, y = X[train], (y[train] == 0).astype(int)
+        model = L1LogisticRegression(alpha=0.02486, tol=1e-12)
+    else:
+        X = rng.standard_normal((60, 12))
+        X[:, 2] += 2 * X[:, 0]
+        X[:, 5] -= X[:, 1]
+        y = (X[:, 0] + rng.standard_normal(60) > 0).astype(int)
+        weights = np.ones(12)
+        weights[[2, 5]] = 0.0
+        model = L1LogisticRegression(alpha=0.02, weights=weights, fit_intercept=False, tol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model.fit(X, y)
+    assert model.n_iter_[0] < 200
 
 
 def test_logistic_path_and_cv(cancer):
