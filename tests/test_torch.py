@@ -565,6 +565,48 @@ def test_compiled_group_prox_matches_the_eager_one(groups):
     assert 0 < int(zero_groups.sum()) < zero_groups.numel()
 
 
+@pytest.mark.parametrize(
+    "make",
+    [torch.optim.Adam, torch.optim.Adamax, torch.optim.RMSprop, torch.optim.Adagrad],
+    ids=lambda m: m.__name__,
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_metric_prox_matches_the_eager_one(make, dtype, monkeypatch):
+    # The prox in the optimizer's metric of a large CPU weight: one compiled pass (in blocks of
+    # 4096 values here, shared by the team where it is found), or torch's kernels chunk by chunk.
+    # The same operations in the same dtype: the same zeros, and the same values to a few ulps
+    # of the weights' scale (torch's vectorized square root is not always correctly rounded, and
+    # just above the threshold the shrunk value keeps an ulp of the unshrunk one).
+    monkeypatch.setattr(_threads, "BLOCK", 4096)
+    monkeypatch.setattr(_threads, "MIN_PER_THREAD", 4096)
+    torch.set_num_threads(2)
+    results = []
+    for compiled in (True, False):
+        if not compiled:
+            monkeypatch.setattr(
+                _proximal,
+                "_compiled_shrink_scaled_",
+                lambda rows: [_proximal._shrink_scaled_chunks_(*row) for row in rows],
+            )
+        torch.manual_seed(12)
+        model = nn.Linear(300, 200).to(dtype)  # 60 000 weights: a large tensor
+        stepper = ProximalL1(
+            make(model.parameters(), lr=0.01), L1Regularizer(model, 0.05), fused=False
+        )
+        generator = torch.Generator().manual_seed(13)
+        for _ in range(3):
+            for param in model.parameters():
+                param.grad = torch.randn(param.shape, generator=generator, dtype=dtype)
+            stepper.step()
+        results.append(model.weight.detach().clone())
+    torch.set_num_threads(1)
+    ulps = 16 * torch.finfo(dtype).eps
+    scale = results[1].abs().max().item()
+    torch.testing.assert_close(results[0], results[1], rtol=ulps, atol=ulps * scale)
+    assert torch.equal(results[0] == 0, results[1] == 0)
+    assert 0 < int((results[0] == 0).sum()) < results[0].numel()
+
+
 @pytest.mark.parametrize("groups", ["input", "output"])
 def test_stacked_group_proxes_match_one_by_one(groups, device, monkeypatch):
     # The torch code of the group prox stacks weights of one shape (three 40 x 40 here), at most

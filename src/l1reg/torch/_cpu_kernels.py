@@ -21,11 +21,15 @@ from ._jobs import FLOAT32, address_of, rows, take, view
 
 __all__ = [
     "GROUP_PROX_WIDTH",
+    "METRIC_SHRINK_WIDTH",
     "SIGN_TIMES_WIDTH",
     "SUM_ABS_WIDTH",
     "group_prox_metric_",
     "group_prox_work",
     "group_prox_worker",
+    "metric_shrink_",
+    "metric_shrink_work",
+    "metric_shrink_worker",
     "sign_times_work",
     "sign_times_worker",
     "sum_abs_work",
@@ -40,6 +44,9 @@ SIGN_TIMES_WIDTH = 4
 # rows: (address of w, address of the second moment, before, groups, after, dtype code,
 # take_sqrt, Newton steps); aux: the address of float64 (scale, shift, tau) triples, one a row
 GROUP_PROX_WIDTH = 8
+# rows: (address of x, address of the second moment, count, dtype code, take_sqrt, tensor
+# index); aux: the address of float64 (threshold, shift) pairs, one a tensor
+METRIC_SHRINK_WIDTH = 6
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
@@ -115,6 +122,55 @@ def sum_abs_worker(job):  # pragma: no cover - compiled
 @numba.cfunc(types.void(types.voidptr), cache=True)
 def sign_times_worker(job):  # pragma: no cover - compiled
     sign_times_work(address_of(job))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def metric_shrink_(x, second, take_sqrt, threshold, shift):  # pragma: no cover - compiled
+    """``x <- (y - clip(y, -t, t)) / D`` with ``y = x D``, ``D = r + shift``, ``r = sqrt(second)``
+    or ``second``, in place, in the dtype of ``x``: the prox in the metric ``D`` (exactly 0 where
+    ``|x D| <= t``), the operations of the eager torch code in one pass (its values to an ulp:
+    torch's vectorized square root is not always correctly rounded). NumPy's error model: a
+    zero-division check would keep the loop from vectorizing."""
+    real = x.dtype.type
+    t, s = real(threshold), real(shift)
+    for i in range(x.size):
+        r = second[i]
+        d = (np.sqrt(r) if take_sqrt else r) + s
+        y = x[i] * d
+        if y > t:
+            y -= t
+        elif y < -t:
+            y += t
+        elif y == y:  # (NaN stays NaN, as in softshrink)
+            y = real(0)
+        x[i] = y / d
+
+
+@numba.njit(cache=True, nogil=True)
+def _metric_shrink_row(row, pair, dtype):  # pragma: no cover - compiled
+    metric_shrink_(
+        view(row[0], row[2], dtype), view(row[1], row[2], dtype), row[4] != 0, pair[0], pair[1]
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def metric_shrink_work(job: int) -> None:  # pragma: no cover - compiled
+    """Row by row (blocks of tensors), :func:`metric_shrink_`."""
+    table, aux = rows(job, METRIC_SHRINK_WIDTH)
+    count = table.shape[0]
+    pairs = view(aux, (table[count - 1, 5] + 1, 2), np.float64)
+    k = take(job, count)
+    while k >= 0:
+        if table[k, 3] == FLOAT32:
+            _metric_shrink_row(table[k], pairs[table[k, 5]], np.float32)
+        else:
+            _metric_shrink_row(table[k], pairs[table[k, 5]], np.float64)
+        k = take(job, count)
+
+
+@numba.cfunc(types.void(types.voidptr), cache=True)
+def metric_shrink_worker(job):  # pragma: no cover - compiled
+    metric_shrink_work(address_of(job))
 
 
 # The group prox loops below take 3-d views (before, groups, after). With after == 1 (groups along

@@ -52,8 +52,11 @@ Keras/JAX textbook runs (``benchmarks/group_prox_study.py``, 3 seeds) the exact 
 Exact zeros come from ``x - clip(x, -t, t)`` and softshrink (``x - x`` is exactly 0) and from
 multiplying by an exactly-zero factor. The elementwise step runs as a few multi-tensor
 (``torch._foreach_*``) calls over all tensors of one device and dtype; on the CPU, tensors of 32 K
-values or more are shrunk in place instead, chunk by chunk through two cached scratch buffers
-(fresh temporaries the size of the model cost more in page faults than the arithmetic). It works
+values or more are shrunk in place instead: by softshrink for the plain threshold, by one compiled
+pass on torch's threads in the optimizer's metric (float32/float64; other dtypes chunk by chunk
+through two cached scratch buffers: fresh temporaries the size of the model cost more in page
+faults than the arithmetic). Alike group proxes (one shape, dtype and grouping) are stacked into
+one set of kernels on other devices. It works
 on the local shards of DTensor parameters and needs no communication. The group step needs the
 sums over groups split across shards: one all-reduce for the norms, and in the optimizer's metric
 one more for the zero test and two per Newton step.
@@ -202,6 +205,7 @@ def _shrink_scaled_(
     than the arithmetic); small tensors and CUDA tensors use multi-tensor calls.
     """
     rest: list[int] = []
+    compiled: list[int] = []
     for i, (tensor, metric) in enumerate(zip(tensors, metrics)):
         second = metric.second
         if (
@@ -211,9 +215,14 @@ def _shrink_scaled_(
             and second.is_contiguous()
             and second.dtype == tensor.dtype
         ):
-            _shrink_scaled_chunks_(tensor, metric, thresholds[i])
+            if _viewable(tensor) and _viewable(second):
+                compiled.append(i)
+            else:
+                _shrink_scaled_chunks_(tensor, metric, thresholds[i])
         else:
             rest.append(i)
+    if compiled:
+        _compiled_shrink_scaled_([(tensors[i], metrics[i], thresholds[i]) for i in compiled])
     if not rest:
         return
     seconds = [metrics[i].second for i in rest]
@@ -230,6 +239,34 @@ def _shrink_scaled_(
     torch._foreach_sub_(scaled, shrink)  # exactly 0 where |x D| <= c
     torch._foreach_div_(scaled, denominators)
     torch._foreach_copy_(values, scaled)
+
+
+def _compiled_shrink_scaled_(rows: Sequence[tuple[torch.Tensor, _Denominator, float]]) -> None:
+    """:func:`_shrink_scaled_` of contiguous float32/float64 CPU tensors (and second moments of
+    their dtype) by one compiled pass, a job on torch's threads."""
+    kernels = _kernels()
+    codes = dtype_codes()
+    table: list[int] = []
+    for k, start, stop in _threads.blocks([tensor.numel() for tensor, _, _ in rows]):
+        tensor, metric, _ = rows[k]
+        offset = start * tensor.element_size()
+        table += (
+            tensor.data_ptr() + offset,
+            metric.second.data_ptr() + offset,
+            stop - start,
+            codes[tensor.dtype],
+            int(metric.take_sqrt),
+            k,
+        )
+    pairs = np.array([(c, metric.shift) for _, metric, c in rows], dtype=np.float64)
+    _threads.run(
+        kernels.metric_shrink_work,
+        kernels.metric_shrink_worker,
+        table,
+        kernels.METRIC_SHRINK_WIDTH,
+        sum(tensor.numel() for tensor, _, _ in rows),
+        pairs.ctypes.data,
+    )
 
 
 def _shrink_scaled_chunks_(tensor: torch.Tensor, metric: _Denominator, threshold: float) -> None:
