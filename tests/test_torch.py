@@ -725,6 +725,57 @@ def test_plain_metric_after_adam_gives_fewer_zeros(device):
 
 
 @pytest.mark.parametrize(
+    "make, metric",
+    [
+        (
+            lambda p: torch.optim.Adagrad(p, lr=0.1, lr_decay=0.5, eps=1e-3),
+            lambda s, g, step: (s["sum"].sqrt() + 1e-3, 0.1 / (1 + (step - 1) * 0.5)),
+        ),
+        (
+            lambda p: torch.optim.RMSprop(p, lr=0.01, centered=True, eps=1e-3),
+            lambda s, g, step: ((s["square_avg"] - s["grad_avg"] ** 2).sqrt() + 1e-3, 0.01),
+        ),
+        (
+            lambda p: torch.optim.Adamax(p, lr=0.01, eps=1e-3),
+            lambda s, g, step: (s["exp_inf"] + 1e-3, 0.01),
+        ),
+        (
+            lambda p: torch.optim.NAdam(p, lr=0.01, eps=1e-3),
+            lambda s, g, step: ((s["exp_avg_sq"] / (1 - 0.999**step)).sqrt() + 1e-3, 0.01),
+        ),
+    ],
+    ids=["adagrad", "rmsprop-centered", "adamax", "nadam"],
+)
+def test_prox_thresholds_in_each_optimizers_metric(make, metric, device):
+    # After the optimizer's own step (a twin without the prox), each weight is soft-thresholded
+    # at lr * lambda / D, with D the optimizer's denominator and its learning rate (Adagrad's
+    # decayed one) at that step.
+    lam = 0.05
+    model = nn.Linear(40, 30).to(device)
+    twin = copy.deepcopy(model)
+    opt = ProximalL1(make(model.parameters()), L1Regularizer(model, lam))
+    plain = make(twin.parameters())
+    generator = torch.Generator().manual_seed(14)
+    for step in (1, 2):
+        gradients = [
+            torch.randn(p.shape, generator=generator).to(device) for p in model.parameters()
+        ]
+        for params, gradient_list in ((model, gradients), (twin, gradients)):
+            for param, gradient in zip(params.parameters(), gradient_list):
+                param.grad = gradient.clone()
+        with torch.no_grad():
+            twin.weight.copy_(model.weight)  # the twin starts from the prox's result
+        opt.step()
+        plain.step()
+        d, lr = metric(plain.state[twin.weight], gradients[0], step)
+        z = twin.weight.detach()
+        expected = torch.sign(z) * torch.clamp(z.abs() - lr * lam / d, min=0)
+        torch.testing.assert_close(model.weight.detach(), expected, rtol=1e-5, atol=1e-6)
+        assert torch.equal(model.weight == 0, expected == 0)
+    assert int((model.weight == 0).sum()) > 0
+
+
+@pytest.mark.parametrize(
     "make",
     [
         lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),

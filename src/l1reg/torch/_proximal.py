@@ -147,35 +147,62 @@ def _steps(states: list[dict[str, Any]]) -> list[float]:
         if isinstance(step, torch.Tensor):
             by_device.setdefault(step.device, []).append(i)
     for indices in by_device.values():
-        values = torch.stack([steps[i].reshape(()).float() for i in indices]).tolist()
+        counts = [steps[i] for i in indices]
+        if not all(count.dim() == 0 for count in counts):  # (0-d in torch's optimizers)
+            counts = [count.reshape(()) for count in counts]
+        values = torch.stack(counts).tolist()
         for i, value in zip(indices, values):
             steps[i] = value
     return [float(s) for s in steps]
 
 
 def _denominator(
-    group: dict[str, Any], state: dict[str, Any], lr: float, step: float
+    group: dict[str, Any], state: dict[str, Any], lr: float, step: float, memo: dict
 ) -> tuple[_Denominator | None, float]:
-    """(the metric of one parameter, its learning rate) from its optimizer state; None: plain."""
-    eps = _as_float(group.get("eps", 1e-8))
-    if "exp_avg_sq" in state and step > 0:  # Adam, AdamW, NAdam, RAdam
+    """(the metric of one parameter, its learning rate) from its optimizer state; None: plain.
+
+    ``memo`` keeps the scalars of a param group at a step count for the group's other
+    parameters (one ``_prox_pairs`` call: the hyperparameters cannot change during it).
+    """
+    if step <= 0:
+        return None, lr
+    if "exp_avg_sq" in state:  # Adam, AdamW, NAdam, RAdam
         second = state["max_exp_avg_sq"] if group.get("amsgrad") else state["exp_avg_sq"]
-        beta2 = _as_float(group["betas"][1])
-        # D = sqrt(v / bc) + eps = (sqrt(v) + eps * sqrt(bc)) / sqrt(bc), bc = 1 - beta2**step
-        root_bc = math.sqrt(1 - beta2**step)
-        return _Denominator(_local(second), True, 1 / root_bc, eps * root_bc), lr
-    if "exp_inf" in state and step > 0:  # Adamax
-        return _Denominator(_local(state["exp_inf"]), False, 1.0, eps), lr
-    if "sum" in state and step > 0:  # Adagrad decays its learning rate itself
-        decayed = lr / (1 + (step - 1) * _as_float(group.get("lr_decay", 0.0)))
-        return _Denominator(_local(state["sum"]), True, 1.0, eps), decayed
-    if "square_avg" in state and step > 0:  # RMSprop
-        second = _local(state["square_avg"])
+        kind = 0
+    elif "exp_inf" in state:  # Adamax
+        second, kind = state["exp_inf"], 1
+    elif "sum" in state:  # Adagrad
+        second, kind = state["sum"], 2
+    elif "square_avg" in state:  # RMSprop
+        second, kind = state["square_avg"], 3
         if group.get("centered") and "grad_avg" in state:
             grad_avg = _local(state["grad_avg"])
-            second = torch.addcmul(second, grad_avg, grad_avg, value=-1)
-        return _Denominator(second, True, 1.0, eps), lr
-    return None, lr
+            second = torch.addcmul(_local(second), grad_avg, grad_avg, value=-1)
+    else:
+        return None, lr
+    key = (id(group), kind, step)
+    scalars = memo.get(key)
+    if scalars is None:
+        scalars = memo[key] = _metric_scalars(group, kind, lr, step)
+    take_sqrt, scale, shift, rate = scalars
+    return _Denominator(_local(second), take_sqrt, scale, shift), rate
+
+
+def _metric_scalars(
+    group: dict[str, Any], kind: int, lr: float, step: float
+) -> tuple[bool, float, float, float]:
+    """``(take_sqrt, scale, shift, learning rate)`` of the metric of ``kind`` (see
+    :func:`_denominator`) in param group ``group`` at step count ``step``."""
+    eps = _as_float(group.get("eps", 1e-8))
+    if kind == 0:
+        # D = sqrt(v / bc) + eps = (sqrt(v) + eps * sqrt(bc)) / sqrt(bc), bc = 1 - beta2**step
+        root_bc = math.sqrt(1 - _as_float(group["betas"][1]) ** step)
+        return True, 1 / root_bc, eps * root_bc, lr
+    if kind == 1:
+        return False, 1.0, eps, lr
+    if kind == 2:  # Adagrad decays its learning rate itself
+        return True, 1.0, eps, lr / (1 + (step - 1) * _as_float(group.get("lr_decay", 0.0)))
+    return True, 1.0, eps, lr
 
 
 def _shrink_plain_(tensors: list[torch.Tensor], thresholds: list[float]) -> None:
@@ -592,6 +619,7 @@ class ProximalL1(torch.optim.Optimizer):
         states = [self.optimizer.state.get(item.param, {}) for item, _ in pairs]
         steps = _steps(states) if self.metric == "optimizer" else [0.0] * len(states)
         rates: dict[int, float] = {}
+        memo: dict = {}
         compiled_groups: list[tuple] = []  # group proxes for the compiled CPU loop
         eager_groups: list[tuple[Selected, float, _Denominator | None]] = []  # and the others
         for (item, index), state, step in zip(pairs, states, steps):
@@ -601,7 +629,7 @@ class ProximalL1(torch.optim.Optimizer):
             lr = rates[index]
             metric = None
             if self.metric == "optimizer":
-                metric, lr = _denominator(group, state, lr, step)
+                metric, lr = _denominator(group, state, lr, step, memo)
             threshold = lr * item.lambda_reg
             if threshold <= 0:
                 continue
