@@ -10,8 +10,8 @@ backward kernel. Here the whole list is one custom autograd node:
   per tensor would allocate as much memory as the model has parameters at every call, and large
   fresh allocations cost page faults on the CPU; a buffer of 1 MiB stays in cache. On CUDA every
   tensor is gathered (kernel launches cost more there than copies).
-- backward: ``sign(p) * grad`` with two multi-tensor (``torch._foreach_*``) calls per bucket of
-  about 1 MiB, so that the multiplication finds the signs still in cache.
+- backward: ``sign(p) * grad`` with two multi-tensor (``torch._foreach_*``) calls, on the CPU per
+  bucket of about 1 MiB, so that the multiplication finds the signs still in cache.
 - on the CPU, large contiguous float32/float64 tensors skip both: compiled loops
   (:mod:`._cpu_kernels`) read each one once, forward and backward, on torch's own threads
   (:mod:`._threads`). Small ones stay with ``cat``: a row of the compiled job costs about 1 us of
@@ -32,6 +32,7 @@ their local shards and the local sums are all-reduced over the mesh dimensions t
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from collections.abc import Sequence
 
@@ -342,15 +343,16 @@ class _L1Norm(torch.autograd.Function):
                 (complex_ if tensor.is_complex() else real).append(i)
         if inputs:
             _compiled_sign_times(inputs, float(grad_output), outs)
-        # d|p|/dp = sign(p), and sign(0) = 0: the minimum-norm subgradient at zero. The tensors
-        # go in buckets of about a cache's size, so that the multiplication finds the signs
-        # still in cache.
+        # d|p|/dp = sign(p), and sign(0) = 0: the minimum-norm subgradient at zero. On the CPU
+        # the tensors go in buckets of about a cache's size, so that the multiplication finds
+        # the signs still in cache; elsewhere all in one (kernel launches cost more there).
+        limit = _BACKWARD_BUCKET if grad_output.device.type == "cpu" else math.inf
         bucket: list[int] = []
         size = 0
         for i in real:
             bucket.append(i)
             size += tensors[i].numel()
-            if size >= _BACKWARD_BUCKET:
+            if size >= limit:
                 _signs_times(tensors, bucket, grad_output, grads)
                 bucket, size = [], 0
         if bucket:
