@@ -124,13 +124,18 @@ def sign_times_worker(job):  # pragma: no cover - compiled
     sign_times_work(address_of(job))
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+# Loops that divide use NumPy's error model: a division by zero gives inf instead of raising, and
+# the check that raises would keep them from vectorizing (scalar divisions were measured 3-6x
+# slower in the group prox).
+_DIVIDING = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+@numba.njit(**_DIVIDING)
 def metric_shrink_(x, second, take_sqrt, threshold, shift):  # pragma: no cover - compiled
     """``x <- (y - clip(y, -t, t)) / D`` with ``y = x D``, ``D = r + shift``, ``r = sqrt(second)``
     or ``second``, in place, in the dtype of ``x``: the prox in the metric ``D`` (exactly 0 where
     ``|x D| <= t``), the operations of the eager torch code in one pass (its values to an ulp:
-    torch's vectorized square root is not always correctly rounded). NumPy's error model: a
-    zero-division check would keep the loop from vectorizing."""
+    torch's vectorized square root is not always correctly rounded)."""
     real = x.dtype.type
     t, s = real(threshold), real(shift)
     for i in range(x.size):
@@ -175,13 +180,10 @@ def metric_shrink_worker(job):  # pragma: no cover - compiled
 
 # The group prox loops below take 3-d views (before, groups, after). With after == 1 (groups along
 # the contiguous axis) they run over 2-d views, where the loop over groups has a unit stride that
-# the compiler knows, and vectorizes; else the loop over ``after`` does. NumPy's error model: a
-# division by zero gives inf instead of raising, and the check that raises would keep the loops
-# from vectorizing (scalar divisions, 3-4x slower, were measured).
-_GROUP_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+# the compiler knows, and vectorizes; else the loop over ``after`` does.
 
 
-@numba.njit(**_GROUP_JIT, inline="always")
+@numba.njit(**_DIVIDING, inline="always")
 def _metric_terms(v, r, take_sqrt, scale, shift, tau, tiny):  # pragma: no cover - compiled
     """``(c, (v D)^2, v^2, v^2 c)`` of one value ``v`` with second moment ``r``."""
     d = max(scale * ((np.sqrt(r) if take_sqrt else r) + shift), tiny)
@@ -191,7 +193,7 @@ def _metric_terms(v, r, take_sqrt, scale, shift, tau, tiny):  # pragma: no cover
     return c, vd * vd, v2, v2 * c
 
 
-@numba.njit(**_GROUP_JIT)
+@numba.njit(**_DIVIDING)
 def _group_start(z, second, c, take_sqrt, scale, shift, tau, weighted, squares, scaled):
     """``c = tau / D``; per group ``||D z||^2``, ``||z||^2`` and ``sum z^2 c`` (float64)."""
     before, groups, after = z.shape
@@ -223,7 +225,7 @@ def _group_start(z, second, c, take_sqrt, scale, shift, tau, weighted, squares, 
             scaled[g] += te
 
 
-@numba.njit(**_GROUP_JIT)
+@numba.njit(**_DIVIDING)
 def _group_sums_(z, c, s, total, slope):  # pragma: no cover - compiled
     """``total[g] += sum (z / a)^2`` and ``slope[g] += sum (z / a)^2 / a``, ``a = s[g] + c``,
     each term in the dtype of ``z``, ``c`` and ``s``, the sums in float64."""
@@ -243,7 +245,7 @@ def _group_sums_(z, c, s, total, slope):  # pragma: no cover - compiled
             t = 0.0
             u = 0.0
             for k in range(after):
-                inverse = 1 / (s[g] + c[i, g, k])
+                inverse = one / (s[g] + c[i, g, k])
                 q2 = (z[i, g, k] * inverse) ** 2
                 t += q2
                 u += q2 * inverse
@@ -251,23 +253,24 @@ def _group_sums_(z, c, s, total, slope):  # pragma: no cover - compiled
             slope[g] += u
 
 
-@numba.njit(**_GROUP_JIT)
+@numba.njit(**_DIVIDING)
 def _group_scale_(w, c, root):  # pragma: no cover - compiled
-    """``w *= root[g] / (root[g] + c)``; ``root[g] = 0`` zeroes group ``g``."""
+    """``w *= root[g] / (root[g] + c)``; ``root[g] = 0`` zeroes group ``g`` (NaN stays NaN)."""
     before, groups, after = w.shape
+    zero = w.dtype.type(0)
     if after == 1:
         w2, c2 = w.reshape((before, groups)), c.reshape((before, groups))
         for i in range(before):
             for g in range(groups):
-                w2[i, g] *= root[g] / (root[g] + c2[i, g])
+                w2[i, g] *= root[g] / (root[g] + c2[i, g]) if root[g] != zero else zero
         return
     for i in range(before):
         for g in range(groups):
             for k in range(after):
-                w[i, g, k] *= root[g] / (root[g] + c[i, g, k])
+                w[i, g, k] *= root[g] / (root[g] + c[i, g, k]) if root[g] != zero else zero
 
 
-@numba.njit(**_GROUP_JIT)
+@numba.njit(**_DIVIDING)
 def group_prox_metric_(
     w: np.ndarray,
     second: np.ndarray,

@@ -55,11 +55,11 @@ multiplying by an exactly-zero factor. The elementwise step runs as a few multi-
 values or more are shrunk in place instead: by softshrink for the plain threshold, by one compiled
 pass on torch's threads in the optimizer's metric (float32/float64; other dtypes chunk by chunk
 through two cached scratch buffers: fresh temporaries the size of the model cost more in page
-faults than the arithmetic). Alike group proxes (one shape, dtype and grouping) are stacked into
-one set of kernels on other devices. It works
-on the local shards of DTensor parameters and needs no communication. The group step needs the
-sums over groups split across shards: one all-reduce for the norms, and in the optimizer's metric
-one more for the zero test and two per Newton step.
+faults than the arithmetic). The group prox in the optimizer's metric is one compiled pass per
+weight on the CPU; elsewhere alike weights (one shape, dtype and grouping) are stacked into one
+set of kernels. It works on the local shards of DTensor parameters and needs no communication.
+The group step needs the sums over groups split across shards: one all-reduce for the norms,
+and in the optimizer's metric one more for the zero test and two per Newton step.
 
 On the CPU that separate pass costs more than the optimizer's step (both are memory-bound), so with
 ``torch.optim.Adam`` or ``AdamW`` the plain L1 prox is fused into the step where it can be
@@ -227,9 +227,10 @@ def _shrink_scaled_(
     """``x <- x - clip(x, -c / D, c / D)`` with ``D = root + shift``, coordinate-wise, in place.
 
     ``x * D`` is soft-thresholded at ``c`` (exact zeros where ``|x| D <= c``) and divided back by
-    ``D``. On the CPU, large tensors go through two scratch buffers a chunk at a time, so that the
-    temporaries stay in cache (fresh tensors the size of the model would cost more in page faults
-    than the arithmetic); small tensors and CUDA tensors use multi-tensor calls.
+    ``D``. On the CPU, large float32/float64 tensors take one compiled pass; other large ones go
+    through two scratch buffers a chunk at a time, so that the temporaries stay in cache (fresh
+    tensors the size of the model would cost more in page faults than the arithmetic); small
+    tensors and CUDA tensors use multi-tensor calls.
     """
     rest: list[int] = []
     compiled: list[int] = []
