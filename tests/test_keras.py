@@ -200,6 +200,8 @@ def make_data(n_samples, seed=0):
     return x, np.argmax(scores, axis=1).astype("int32")
 
 
+# Keras warns when it loads a compiled model saved before its optimizer was built (never trained).
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer:UserWarning")
 def test_save_and_load_a_model_with_both_regularizers(tmp_path):
     model = textbook_model(lk.GroupL1(0.02, axis=1), second=lk.L1(0.003))
     path = tmp_path / "model.keras"
