@@ -34,6 +34,8 @@ _REASSOC = {"cache": True, "nogil": True, "fastmath": {"reassoc", "contract"}}
 
 ANDERSON_K = 5
 MODEL_EPOCHS = 100  # cap on the coordinate-descent epochs per proximal Newton step
+# float64's machine epsilon (a compile-time constant in the kernels)
+_EPS = float(np.finfo(np.float64).eps)
 
 
 @njit(**_INLINE_FAST)
@@ -642,7 +644,7 @@ def logistic_inner(
         # gradient, while the duality gap is of the first: a gap of 1e-10 goes with a decrease
         # of ~1e-20, below the rounding of the objective. There a full step that leaves the
         # objective unchanged to rounding is taken (Newton's step is then the right one).
-        noise = 64.0 * 2.220446049250313e-16 * abs(obj_old)
+        noise = 64.0 * _EPS * abs(obj_old)
         step = 1.0
         accepted = False
         for _ in range(30):
