@@ -7,7 +7,10 @@ hundred terms) and the blocks in float64: exact past 2**24 elements, like torch'
 ``reassoc`` is the only relaxed floating-point rule, which is what lets the block vectorize; NaN and
 infinity propagate as in plain arithmetic.
 
-Both run as jobs (:mod:`._jobs`): ``*_work(job)`` in the calling thread, ``*_worker`` on every
+The prox loops below them (the prox in an optimizer's metric, and the group prox in it) also
+read and write each tensor in place, in as few passes as their arithmetic allows.
+
+Each runs as a job (:mod:`._jobs`): ``*_work(job)`` in the calling thread, ``*_worker`` on every
 thread of torch's OpenMP team (:mod:`._threads`).
 """
 

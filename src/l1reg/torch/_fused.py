@@ -205,10 +205,16 @@ def dtype_codes() -> dict[torch.dtype, int]:
 
 
 def _block_rows(
-    tensors: Sequence[torch.Tensor], outs: Sequence[torch.Tensor] | None = None
+    tensors: Sequence[torch.Tensor],
+    paired: Sequence[torch.Tensor] | None = None,
+    extra: Sequence[tuple[int, ...]] | None = None,
 ) -> tuple[list[int], int]:
-    """The rows of a compiled loop's job over ``tensors`` (and ``outs`` like them), in blocks:
-    ``(address, [address of out,] count, dtype code)``; and the number of elements."""
+    """The rows of a compiled loop's job over ``tensors``, in blocks: ``(address, [address in
+    the paired tensor,] count, dtype code, [*extra of the tensor])``; and the number of elements.
+
+    ``paired`` (an output, a second moment) are laid out like ``tensors``; ``extra`` holds the
+    integers that every row of a tensor carries at its end.
+    """
     codes = dtype_codes()
     table: list[int] = []
     sizes = [t.numel() for t in tensors]
@@ -216,9 +222,11 @@ def _block_rows(
         tensor = tensors[k]
         offset = start * tensor.element_size()
         table.append(tensor.data_ptr() + offset)
-        if outs is not None:
-            table.append(outs[k].data_ptr() + offset)
+        if paired is not None:
+            table.append(paired[k].data_ptr() + offset)
         table += (stop - start, codes[tensor.dtype])
+        if extra is not None:
+            table += extra[k]
     return table, sum(sizes)
 
 
@@ -295,13 +303,14 @@ def _gradient_memory(tensor: torch.Tensor) -> torch.Tensor:
     therefore stays allocated between steps, as it would with ``zero_grad(set_to_none=False)``.
     Memory still held anywhere (``.grad``, a view of it, a saved copy) is never reused.
     """
+    if _storage_use_count is None:  # no way to know that the memory is free: keep none
+        return torch.empty_like(tensor, memory_format=torch.contiguous_format)
     nbytes = tensor.numel() * tensor.element_size()
     with _GRADIENT_LOCK:
         storage = _GRADIENT_STORAGE.get(tensor)
         if (
             storage is not None
             and storage.nbytes() == nbytes
-            and _storage_use_count is not None
             and _storage_use_count(storage._cdata) == 1  # only this entry holds it
         ):
             return torch.empty(0, dtype=tensor.dtype).set_(storage, 0, tensor.shape)

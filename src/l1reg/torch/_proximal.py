@@ -82,6 +82,7 @@ import torch
 from .._validation import invalid_parameter
 from . import _threads
 from ._fused import (
+    _block_rows,
     _kernels,
     _scratch,
     _viewable,
@@ -273,26 +274,18 @@ def _compiled_shrink_scaled_(rows: Sequence[tuple[torch.Tensor, _Denominator, fl
     """:func:`_shrink_scaled_` of contiguous float32/float64 CPU tensors (and second moments of
     their dtype) by one compiled pass, a job on torch's threads."""
     kernels = _kernels()
-    codes = dtype_codes()
-    table: list[int] = []
-    for k, start, stop in _threads.blocks([tensor.numel() for tensor, _, _ in rows]):
-        tensor, metric, _ = rows[k]
-        offset = start * tensor.element_size()
-        table += (
-            tensor.data_ptr() + offset,
-            metric.second.data_ptr() + offset,
-            stop - start,
-            codes[tensor.dtype],
-            int(metric.take_sqrt),
-            k,
-        )
+    table, elements = _block_rows(
+        [tensor for tensor, _, _ in rows],
+        [metric.second for _, metric, _ in rows],
+        [(int(metric.take_sqrt), k) for k, (_, metric, _) in enumerate(rows)],
+    )
     pairs = np.array([(c, metric.shift) for _, metric, c in rows], dtype=np.float64)
     _threads.run(
         kernels.metric_shrink_work,
         kernels.metric_shrink_worker,
         table,
         kernels.METRIC_SHRINK_WIDTH,
-        sum(tensor.numel() for tensor, _, _ in rows),
+        elements,
         pairs.ctypes.data,
     )
 
