@@ -257,6 +257,69 @@ def test_fit_at_a_given_alpha(regression_run):
         assert mine["coefficient"] == pytest.approx(theirs["coefficient"], rel=1e-2, abs=1e-6)
 
 
+def standardized_features(frame: pd.DataFrame, target: str) -> np.ndarray:
+    """The features of a table of numbers standardized as l1reg fit does it."""
+    X = frame.drop(columns=target).to_numpy(dtype=float)
+    return (X - X.mean(axis=0)) / X.std(axis=0)
+
+
+@pytest.mark.parametrize("classes", [["no", "yes"], ["ant", "bee", "cat"]])
+def test_fit_at_a_given_alpha_is_the_cv_estimator_on_a_grid_of_that_alpha(tmp_path, classes):
+    from l1reg.linear_model import L1LogisticRegressionCV
+
+    frame = classification_frame(150, classes, seed=3)
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    alpha = 0.02
+    result = run_l1reg(
+        "fit", "c.csv", "--target", "label", "--task", "classification", "--cv", "3",
+        "--alpha", str(alpha), "--out", "o", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["alpha_source"] == "given" and summary["estimator"] == "L1LogisticRegression"
+    assert {p.name for p in (tmp_path / "o").iterdir()} == {"coefficients.csv", "summary.json"}
+
+    # The same folds, tolerance and refit as the estimator's own CV given the one alpha: for more
+    # than two classes, the log-loss of each one-vs-rest problem, summed. Equal up to the solver's
+    # tolerance (1e-6 of the objective), since standardizing here rounds differently: such a
+    # change moved the CV error by 2e-7 and the coefficients by 5e-6 on this data.
+    frame = pd.read_csv(tmp_path / "c.csv")  # the numbers exactly as the command read them
+    X = standardized_features(frame, "label")
+    y = np.unique(frame["label"], return_inverse=True)[1]
+    model = L1LogisticRegressionCV(alphas=[alpha], cv=3, tol=1e-6).fit(X, y)
+    fold_errors = model.loss_path_[0]
+    assert summary["score"]["mean"] == pytest.approx(fold_errors.mean(), rel=1e-5)
+    assert summary["score"]["std_error"] == pytest.approx(
+        fold_errors.std(ddof=1) / np.sqrt(3), rel=1e-3
+    )
+    names = list(frame.columns[:-1])
+    assert summary["kept"] > 0
+    for row in summary["selected"]:
+        j = names.index(row["feature"])
+        per_sd = [row["per_sd"]] if len(classes) == 2 else [row["per_sd"][c] for c in classes]
+        np.testing.assert_allclose(per_sd, model.coef_[:, j], rtol=1e-4, atol=1e-4)
+
+
+def test_multiclass_baseline_is_the_same_sum_of_one_vs_rest_log_losses(tmp_path):
+    classes = ["ant", "bee", "cat"]
+    frame = classification_frame(150, classes, seed=3)
+    frame.to_csv(tmp_path / "m.csv", index=False)
+    result = run_l1reg(
+        "fit", "m.csv", "--target", "label", "--task", "classification", "--cv", "3",
+        "--alpha", "1e6", "--out", "o", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    score = summary["score"]
+    p = frame["label"].value_counts(normalize=True).to_numpy()
+    expected = -np.sum(p * np.log(p) + (1 - p) * np.log(1 - p))
+    assert score["baseline"] == pytest.approx(expected, rel=1e-12)
+    # At an alpha that keeps no feature, each problem predicts its class frequency: the baseline
+    # is what the model's CV error is then (the folds are stratified, so up to their rounding).
+    assert summary["kept"] == 0
+    assert score["mean"] == pytest.approx(score["baseline"], rel=1e-3)
+
+
 def test_fit_impute_fills_missing_values(tmp_path):
     frame, _ = regression_frame(n=60, seed=5)
     frame.loc[[3, 7], "x0"] = np.nan
@@ -346,6 +409,12 @@ def _write_cases(folder: Path) -> None:
     (folder / "empty.csv").write_text("")
     (folder / "not_a_checkpoint.pt").write_bytes(b"this is not a checkpoint")
     (folder / "a_file").write_text("")
+    # Checkpoints that hold no tensor, or a tensor that does not hold numbers.
+    np.savez(folder / "empty.npz")
+    np.savez(folder / "names.npz", weight=np.ones((2, 2)), names=np.array(["in", "out"]))
+    np.savez(folder / "dates.npz", when=np.array(["2024-01-01"], dtype="datetime64[D]"))
+    header = json.dumps({"__metadata__": {"format": "pt"}}).encode()
+    (folder / "empty.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
 
 
 ERROR_CASES = {
@@ -369,6 +438,13 @@ ERROR_CASES = {
     "out is a file": (["fit", "good.csv", "--target", "y", "--out", "a_file"], ["'a_file'"]),
     "unreadable checkpoint": (["inspect", "not_a_checkpoint.pt"], ["'not_a_checkpoint.pt'"]),
     "missing checkpoint": (["inspect", "absent.npz"], ["'absent.npz'", "no such file"]),
+    "checkpoint of no tensor": (["inspect", "empty.npz"], ["'empty.npz'", "holds no tensor"]),
+    "safetensors of no tensor": (
+        ["inspect", "empty.safetensors"],
+        ["'empty.safetensors'", "holds no tensor"],
+    ),
+    "text tensor": (["inspect", "names.npz"], ["'names.npz'", "'names'", "text", "not numbers"]),
+    "dates tensor": (["inspect", "dates.npz"], ["'dates.npz'", "'when'", "not numbers"]),
 }
 
 
@@ -395,7 +471,7 @@ def test_errors_are_one_line_with_status_2_and_no_files(case, error_folder):
 
 
 def test_written_files_get_the_usual_mode(tmp_path):
-    from l1reg.cli import write_files
+    from l1reg.cli.files import write_files
 
     previous = os.umask(0o022)
     try:
@@ -407,7 +483,7 @@ def test_written_files_get_the_usual_mode(tmp_path):
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path):
-    from l1reg.cli import write_files
+    from l1reg.cli.files import write_files
 
     out = tmp_path / "new" / "out"
     with pytest.raises(TypeError):  # the second file cannot be written
@@ -493,14 +569,45 @@ def test_inspect_npz_and_torch_checkpoints(tmp_path):
     }
 
 
+def test_inspect_torch_checkpoints_without_numbers_fail_in_one_line(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.save({"epoch": 3, "note": "no weights here"}, tmp_path / "no_tensor.pt")
+    torch.save({"w": torch.eye(3).to_sparse()}, tmp_path / "sparse.pt")
+    for name, expected in (("no_tensor.pt", "holds no tensor"), ("sparse.pt", "tensor 'w'")):
+        result = run_l1reg("inspect", name, cwd=tmp_path)
+        assert result.returncode == 2 and result.stdout == ""
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and f"'{name}'" in lines[0] and expected in lines[0], lines
+
+
+def test_inspect_widens_torch_floats_that_numpy_lacks(tmp_path):
+    torch = pytest.importorskip("torch")
+    if not hasattr(torch, "float8_e4m3fn"):
+        pytest.skip("this torch has no float8")
+    values = torch.tensor([[0.0, 1.5], [-0.25, 0.0]])  # exact in float8_e4m3fn and bfloat16
+    state = {"w8": values.to(torch.float8_e4m3fn), "w16": values.to(torch.bfloat16)}
+    torch.save(state, tmp_path / "low.pt")
+    result = run_l1reg("inspect", "low.pt", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    tensors = {t["name"]: t for t in json.loads(result.stdout)["tensors"]}
+    for name in state:
+        assert tensors[name]["zeros"] == 2 and tensors[name]["l1_norm"] == 1.75
+
+
 # --------------------------------------------------------------------------------------------------
 # Imports stay light
 
 
-def test_import_l1reg_and_the_cli_module_load_no_plotting_or_pandas(tmp_path):
+def test_import_l1reg_and_the_cli_modules_load_no_plotting_pandas_or_estimators(tmp_path):
+    # Every room of the command, so that a top-level import added to any of them is caught.
     code = (
-        "import sys, l1reg, l1reg.cli, l1reg.plotting, l1reg.datasets; "
-        "print(sorted(m for m in ('pandas', 'matplotlib', 'tqdm') if m in sys.modules))"
+        "import importlib, pkgutil, sys, l1reg, l1reg.cli, l1reg.plotting, l1reg.datasets, "
+        "l1reg.checkpoints\n"
+        "for m in pkgutil.iter_modules(l1reg.cli.__path__, 'l1reg.cli.'):\n"
+        "    if m.name != 'l1reg.cli.__main__':\n"
+        "        importlib.import_module(m.name)\n"
+        "heavy = ('pandas', 'matplotlib', 'tqdm', 'sklearn', 'torch', 'l1reg.linear_model')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path

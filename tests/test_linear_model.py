@@ -421,8 +421,30 @@ def test_inputs_are_not_modified(diabetes):
         (
             LassoCV(alphas=0),
             "The 'alphas' parameter of LassoCV"
-            " must be an int in the range [1, inf) or an array-like of finite numbers >= 0."
-            " Got 0 instead.",
+            " must be an int in the range [1, inf) or a non-empty array-like of finite numbers"
+            " >= 0. Got 0 instead.",
+        ),
+        # issue 11: no ZeroDivisionError for an empty grid; inf refused as scikit-learn does
+        (LassoCV(alphas=[]), "The 'alphas' parameter of LassoCV must be an int in the range"),
+        (
+            L1LogisticRegressionCV(alphas=[]),
+            "The 'alphas' parameter of L1LogisticRegressionCV must be an int in the range",
+        ),
+        (
+            Lasso(alpha=float("inf")),
+            "The 'alpha' parameter of Lasso must be a float in the range [0, inf). Got inf",
+        ),
+        (
+            L1LogisticRegression(tol=float("inf")),
+            "The 'tol' parameter of L1LogisticRegression must be a float in the range [0, inf).",
+        ),
+        (
+            LassoCV(eps=float("inf")),
+            "The 'eps' parameter of LassoCV must be a float in the range (0, inf). Got inf",
+        ),
+        (
+            L1LogisticRegressionCV(tol=float("inf")),
+            "The 'tol' parameter of L1LogisticRegressionCV must be a float in the range [0, inf).",
         ),
         (
             L1LogisticRegressionCV(eps=0),

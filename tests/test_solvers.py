@@ -292,7 +292,7 @@ def test_a_path_buys_the_gram_matrix_of_its_working_sets():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_column_gram_blocks_are_the_products_of_the_columns(dtype):
-    from l1reg.solvers.coordinate_descent import _ColumnGram
+    from l1reg.solvers._quadratic import _ColumnGram
 
     rng = np.random.default_rng(1)
     X = np.asfortranarray(rng.standard_normal((37, 60)).astype(dtype))

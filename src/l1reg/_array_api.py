@@ -15,7 +15,6 @@ import array_api_compat
 from ._validation import invalid_parameter
 
 __all__ = [
-    "accumulation_dtype",
     "array_library",
     "common_library",
     "flatten_arrays",
@@ -131,20 +130,3 @@ def common_library(arrays: list[Any], name: str, owner: str) -> str | None:
             f"{', '.join(libraries)}. Convert them to one library first."
         )
     return libraries[0] if libraries else None
-
-
-def accumulation_dtype(xp: Any, dtype: Any) -> Any:
-    """The dtype in which values of ``dtype`` are summed.
-
-    float16 and bfloat16 are summed in float32 (a bfloat16 running sum stops growing at 256);
-    integers and booleans are promoted to the library's default floating dtype; complex values,
-    whose moduli are real, are summed in the real dtype of their parts (as in ``l1reg.torch``);
-    float32 and float64 are summed as they are.
-    """
-    if xp.isdtype(dtype, "complex floating"):
-        return xp.finfo(dtype).dtype
-    if xp.isdtype(dtype, "real floating"):
-        if xp.finfo(dtype).bits < 32:
-            return xp.float32
-        return dtype
-    return xp.asarray(0.0).dtype

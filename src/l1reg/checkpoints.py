@@ -4,7 +4,13 @@ Three formats: ``.npz`` (NumPy), ``.safetensors`` and a PyTorch ``state_dict`` s
 ``torch.save`` (any other extension). safetensors files are read here directly, since the format is
 a JSON header and raw little-endian bytes and ``safetensors.numpy`` cannot hold bfloat16; bfloat16
 values are widened to float32 exactly. A PyTorch file needs torch, loaded with
-``weights_only=True``.
+``weights_only=True``; its floating-point tensors that NumPy cannot hold (bfloat16, the float8
+types) are widened to float32, exactly too.
+
+Whatever the format, a checkpoint must hold at least one tensor, and every tensor must hold numbers
+(booleans, integers, real or complex floats): a file that holds none, or an array of text, dates or
+records (which ``.npz`` can store), is a :class:`CheckpointError` naming the file and the tensor,
+not a report of zero tensors or a failure in the middle of one.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ _SAFETENSORS_DTYPES = {
     "I32": "<i4",
     "I16": "<i2",
     "I8": "i1",
+    "U64": "<u8",
+    "U32": "<u4",
+    "U16": "<u2",
     "U8": "u1",
     "BOOL": "?",
 }
@@ -45,15 +54,37 @@ def load_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
     try:
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as archive:
-                return {name: archive[name] for name in archive.files}
-        if suffix == ".safetensors":
-            return _load_safetensors(path)
-        return _load_torch(path)
+                arrays = {name: archive[name] for name in archive.files}
+        elif suffix == ".safetensors":
+            arrays = _load_safetensors(path)
+        else:
+            arrays = _load_torch(path)
     except CheckpointError:
         raise
     except Exception as error:  # any failure of a reader means the file is not what it claims
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {reason}") from error
+    _check_tensors(path, arrays)
+    return arrays
+
+
+# NumPy's kinds of numbers: bool, signed and unsigned integers, floats, complex floats.
+_NUMBER_KINDS = "biufc"
+_KIND_NAMES = {"U": "text", "S": "bytes", "M": "dates", "m": "time spans", "V": "records"}
+
+
+def _check_tensors(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Refuse a checkpoint without tensors, or with a tensor that does not hold numbers."""
+    if not arrays:
+        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: it holds no tensor")
+    for name, values in arrays.items():
+        kind = values.dtype.kind
+        if kind not in _NUMBER_KINDS:
+            what = _KIND_NAMES.get(kind, "values")
+            raise CheckpointError(
+                f"cannot read checkpoint {str(path)!r}: tensor {name!r} holds {what} "
+                f"(dtype {values.dtype}), not numbers"
+            )
 
 
 def _load_safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -103,22 +134,32 @@ def _load_torch(path: Path) -> dict[str, np.ndarray]:
             f".safetensors ({reason})"
         ) from error
     arrays: dict[str, np.ndarray] = {}
-    _collect_tensors(torch, state, "", arrays)
-    if not arrays:
-        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: it holds no tensor")
+    _collect_tensors(torch, path, state, "", arrays)
     return arrays
 
 
-def _collect_tensors(torch, node: object, prefix: str, arrays: dict[str, np.ndarray]) -> None:
+def _collect_tensors(
+    torch, path: Path, node: object, prefix: str, arrays: dict[str, np.ndarray]
+) -> None:
     """Tensors of a state_dict, nested ones too ({'model': ..., 'optimizer': ...}), dotted names."""
     if isinstance(node, torch.Tensor):
+        name = prefix or "tensor"
         tensor = node.detach()
-        if tensor.dtype == torch.bfloat16:  # NumPy has no bfloat16; float32 holds it exactly
+        # NumPy has no bfloat16 nor float8; float32 holds every value of them exactly.
+        numpy_floats = (torch.float16, torch.float32, torch.float64)
+        if tensor.is_floating_point() and tensor.dtype not in numpy_floats:
             tensor = tensor.float()
-        arrays[prefix or "tensor"] = tensor.numpy()
+        try:
+            arrays[name] = tensor.numpy()
+        except (TypeError, RuntimeError):  # a quantized or sparse tensor has no NumPy view
+            layout = "" if tensor.layout == torch.strided else f" and layout {tensor.layout}"
+            raise CheckpointError(
+                f"cannot read checkpoint {str(path)!r}: tensor {name!r} has dtype "
+                f"{tensor.dtype}{layout}, which l1reg does not read"
+            ) from None
     elif isinstance(node, Mapping):
         for key, value in node.items():
-            _collect_tensors(torch, value, f"{prefix}.{key}" if prefix else str(key), arrays)
+            _collect_tensors(torch, path, value, f"{prefix}.{key}" if prefix else str(key), arrays)
     elif isinstance(node, (list, tuple)):
         for i, value in enumerate(node):
-            _collect_tensors(torch, value, f"{prefix}.{i}" if prefix else str(i), arrays)
+            _collect_tensors(torch, path, value, f"{prefix}.{i}" if prefix else str(i), arrays)

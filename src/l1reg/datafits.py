@@ -25,6 +25,8 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from ._numerics import log1p_exp, sigmoid
+
 __all__ = ["Datafit", "Logistic", "Quadratic"]
 
 
@@ -241,16 +243,6 @@ class Quadratic(Datafit):
         return primal - dual
 
 
-def _log1p_exp(xp: Any, t: Any) -> Any:
-    """``log(1 + exp(t))`` without overflow."""
-    return xp.clip(t, 0, None) + xp.log1p(xp.exp(-xp.abs(t)))
-
-
-def _sigmoid(xp: Any, t: Any) -> Any:
-    e = xp.exp(-xp.abs(t))
-    return xp.where(t >= 0, 1 / (1 + e), e / (1 + e))
-
-
 def _binary_entropy_term(xp: Any, u: Any) -> Any:
     """``u log u + (1 - u) log(1 - u)`` with ``0 log 0 = 0``."""
     safe = xp.clip(u, 1e-300, 1.0)
@@ -261,9 +253,9 @@ def _binary_entropy_term(xp: Any, u: Any) -> Any:
 def _best_free_scores(xp: Any, y: Any, a: Any, scores: Any, free: Any) -> Any:
     """``scores`` moved along the columns ``free`` (intercept, unpenalized features) to the
     minimum of the logistic datafit for the rest of the model fixed (damped Newton)."""
-    value = float(xp.sum(a * _log1p_exp(xp, -y * scores)))
+    value = float(xp.sum(a * log1p_exp(xp, -y * scores)))
     for _ in range(100):
-        p = _sigmoid(xp, -y * scores)
+        p = sigmoid(xp, -y * scores)
         grad = free.T @ (-(a * y * p))
         hess = free.T @ ((a * p * (1 - p))[:, None] * free)
         move = free @ (-(xp.linalg.pinv(hess) @ grad))
@@ -273,7 +265,7 @@ def _best_free_scores(xp: Any, y: Any, a: Any, scores: Any, free: Any) -> Any:
         step = 1.0
         while step > 1e-12:  # halve until the datafit goes down (to its rounding)
             trial = scores + step * move
-            new = float(xp.sum(a * _log1p_exp(xp, -y * trial)))
+            new = float(xp.sum(a * log1p_exp(xp, -y * trial)))
             if new <= value + 1e-14 * abs(value):
                 break
             step /= 2
@@ -296,12 +288,12 @@ class Logistic(Datafit):
     def value(self, X, y, w, intercept=0.0, sample_weight=None) -> float:
         xp = _namespace(X, y, w, sample_weight)
         a = _normalized_weights(xp, y, sample_weight)
-        return float(xp.sum(a * _log1p_exp(xp, -y * (X @ w + intercept))))
+        return float(xp.sum(a * log1p_exp(xp, -y * (X @ w + intercept))))
 
     def gradient(self, X, y, w, intercept=0.0, sample_weight=None):
         xp = _namespace(X, y, w, sample_weight)
         a = _normalized_weights(xp, y, sample_weight)
-        d = -a * y * _sigmoid(xp, -y * (X @ w + intercept))
+        d = -a * y * sigmoid(xp, -y * (X @ w + intercept))
         return X.T @ d, float(xp.sum(d))
 
     def best_intercept_at_zero(self, y, sample_weight=None) -> float:
@@ -346,13 +338,13 @@ class Logistic(Datafit):
         a = _normalized_weights(xp, y, sample_weight)
         scores = X @ w + intercept
         c = _penalty_weights(xp, w, weights)
-        primal = float(xp.sum(a * _log1p_exp(xp, -y * scores)))
+        primal = float(xp.sum(a * log1p_exp(xp, -y * scores)))
         primal += alpha * float(xp.sum(c * xp.abs(w)))
         free = _free_columns(xp, X, w, c, fit_intercept)
         if free is not None:
             # The primal stays at the given (w, intercept): it can only be higher.
             scores = _best_free_scores(xp, y, a, scores, free)
-        u = _sigmoid(xp, -y * scores)
+        u = sigmoid(xp, -y * scores)
         k = _dual_scaling(xp, X.T @ (a * y * u), alpha, c, positive)
         dual = -float(xp.sum(a * _binary_entropy_term(xp, k * u)))
         return primal - dual

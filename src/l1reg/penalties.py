@@ -17,26 +17,55 @@ Each penalty works on one array of any array-API library and offers
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import array_api_compat
 import numpy as np
 
-from ._array_api import accumulation_dtype
-from ._validation import check_non_negative_number, invalid_parameter
-from .prox import soft_threshold
+from ._array_api import array_library
+from ._numerics import accumulation_dtype
+from ._validation import (
+    Array,
+    ArrayLike,
+    Checked,
+    NonNegativeFloat,
+    check_params,
+    declare_params,
+    invalid_parameter,
+)
+from .prox import group_shrink_factor, soft_threshold
 from .regularization import l1_norm
 
 __all__ = ["L1", "GroupL1", "Penalty", "WeightedL1"]
+
+
+_GRAD_TEXT = "an array of numbers of w's library and shape"
+_on_w = declare_params(w=[Array()])
+_on_w_and_step = declare_params(w=[Array()], step=[NonNegativeFloat()])
+_on_w_and_grad = declare_params(
+    w=[Array()], grad=[Checked(_GRAD_TEXT, ["abc", None, np.ones(7), np.array(["a", "b"])])]
+)
+_on_gradient = declare_params(grad_at_zero=[Array()])
+
+
+def _check_grad(w: Any, grad: Any, owner: str) -> None:
+    """``grad`` must be an array of numbers of ``w``'s library and shape."""
+    if not Array().accepts(grad) or array_library(grad) != array_library(w):
+        raise TypeError(invalid_parameter("grad", owner, _GRAD_TEXT, grad))
+    if tuple(grad.shape) != tuple(w.shape):
+        message = invalid_parameter("grad", owner, _GRAD_TEXT, grad)
+        raise ValueError(f"{message} Its shape {tuple(grad.shape)} is not w's {tuple(w.shape)}.")
 
 
 class Penalty:
     """Base class: ``lambda_reg`` handling, configs and equality. Subclasses hold the math."""
 
     lambda_reg: float
+    _parameter_constraints: ClassVar[dict] = {"lambda_reg": [NonNegativeFloat()]}
 
     def __init__(self, lambda_reg: float = 0.01) -> None:
-        self.lambda_reg = check_non_negative_number(lambda_reg, "lambda_reg", type(self).__name__)
+        check_params(type(self).__name__, self._parameter_constraints, {"lambda_reg": lambda_reg})
+        self.lambda_reg = float(lambda_reg)
 
     def get_config(self) -> dict[str, Any]:
         return {"lambda_reg": self.lambda_reg}
@@ -58,18 +87,24 @@ class Penalty:
         args = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
+    @_on_w
     def value(self, w: Any) -> Any:
         raise NotImplementedError
 
+    @_on_w_and_step
     def prox(self, w: Any, step: float) -> Any:
         raise NotImplementedError
 
+    @_on_w
     def subgradient(self, w: Any) -> Any:
         raise NotImplementedError
 
+    @_on_w_and_grad
     def subdiff_distance(self, w: Any, grad: Any) -> Any:
+        _check_grad(w, grad, f"{type(self).__name__}.subdiff_distance")
         raise NotImplementedError
 
+    @_on_gradient
     def alpha_max(self, grad_at_zero: Any) -> float:
         raise NotImplementedError
 
@@ -90,21 +125,26 @@ class L1(Penalty):
     array([ 1.5, -0. ])
     """
 
+    @_on_w
     def value(self, w: Any) -> Any:
         return self.lambda_reg * l1_norm(w, owner=f"{type(self).__name__}.value")
 
+    @_on_w_and_step
     def prox(self, w: Any, step: float) -> Any:
-        step = check_non_negative_number(step, "step", f"{type(self).__name__}.prox")
         return soft_threshold(w, step * self.lambda_reg)
 
+    @_on_w
     def subgradient(self, w: Any) -> Any:
         xp = array_api_compat.array_namespace(w)
         return self.lambda_reg * xp.sign(w)
 
+    @_on_w_and_grad
     def subdiff_distance(self, w: Any, grad: Any) -> Any:
+        _check_grad(w, grad, f"{type(self).__name__}.subdiff_distance")
         xp = array_api_compat.array_namespace(w, grad)
         return _separable_subdiff_distance(xp, w, grad, self.lambda_reg)
 
+    @_on_gradient
     def alpha_max(self, grad_at_zero: Any) -> float:
         xp = array_api_compat.array_namespace(grad_at_zero)
         return float(xp.max(xp.abs(grad_at_zero))) if array_api_compat.size(grad_at_zero) else 0.0
@@ -118,19 +158,16 @@ class WeightedL1(Penalty):
     library, device and dtype of ``w`` when used.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        **Penalty._parameter_constraints,
+        "weights": [ArrayLike(non_negative=True)],
+    }
+
     def __init__(self, lambda_reg: float = 0.01, weights: Any = None) -> None:
-        super().__init__(lambda_reg)
-        owner = type(self).__name__
-        expected = "an array of finite numbers >= 0"
-        if weights is None:
-            raise TypeError(invalid_parameter("weights", owner, expected, weights))
-        try:
-            as_array = np.asarray(weights, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(invalid_parameter("weights", owner, expected, weights)) from None
-        if not np.all(np.isfinite(as_array) & (as_array >= 0)):
-            raise ValueError(invalid_parameter("weights", owner, expected, weights))
-        self.weights = as_array
+        values = {"lambda_reg": lambda_reg, "weights": weights}
+        check_params(type(self).__name__, self._parameter_constraints, values)
+        self.lambda_reg = float(lambda_reg)
+        self.weights = np.asarray(weights, dtype=np.float64)
         self.weights.setflags(write=False)
 
     def get_config(self) -> dict[str, Any]:
@@ -152,23 +189,28 @@ class WeightedL1(Penalty):
         weights = xp.asarray(self.weights.copy(), device=array_api_compat.device(w))
         return xp, xp.astype(weights, w.dtype) if hasattr(w, "dtype") else weights
 
+    @_on_w
     def value(self, w: Any) -> Any:
         xp, weights = self._weights_like(w)
         return self.lambda_reg * l1_norm(weights * xp.abs(w), owner=f"{type(self).__name__}.value")
 
+    @_on_w_and_step
     def prox(self, w: Any, step: float) -> Any:
-        step = check_non_negative_number(step, "step", f"{type(self).__name__}.prox")
         _, weights = self._weights_like(w)
         return soft_threshold(w, (step * self.lambda_reg) * weights)
 
+    @_on_w
     def subgradient(self, w: Any) -> Any:
         xp, weights = self._weights_like(w)
         return self.lambda_reg * weights * xp.sign(w)
 
+    @_on_w_and_grad
     def subdiff_distance(self, w: Any, grad: Any) -> Any:
+        _check_grad(w, grad, f"{type(self).__name__}.subdiff_distance")
         xp, weights = self._weights_like(w)
         return _separable_subdiff_distance(xp, w, grad, self.lambda_reg * weights)
 
+    @_on_gradient
     def alpha_max(self, grad_at_zero: Any) -> float:
         xp, weights = self._weights_like(grad_at_zero)
         weights = weights * xp.ones_like(grad_at_zero)
@@ -191,6 +233,11 @@ class GroupL1(Penalty):
     The prox is block soft-thresholding: a group whose norm is at most ``step * lambda_reg *
     sqrt(|g|)`` becomes exactly zero, the others shrink towards zero along their direction.
     """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **Penalty._parameter_constraints,
+        "axis": [Checked("an int or a tuple of ints", ["abc", None, 1.5, True, (), (0, "a")])],
+    }
 
     def __init__(self, lambda_reg: float = 0.01, *, axis: int | tuple[int, ...]) -> None:
         super().__init__(lambda_reg)
@@ -241,21 +288,20 @@ class GroupL1(Penalty):
         norms = xp.where(positive, xp.sqrt(xp.where(positive, squares, 1)), 0)
         return norms, math.sqrt(size)
 
+    @_on_w
     def value(self, w: Any) -> Any:
         xp = array_api_compat.array_namespace(w)
         norms, scale = self._group_norms(xp, w, self._axes(w, "value"))
         return (self.lambda_reg * scale) * xp.sum(norms)
 
+    @_on_w_and_step
     def prox(self, w: Any, step: float) -> Any:
-        step = check_non_negative_number(step, "step", f"{type(self).__name__}.prox")
         xp = array_api_compat.array_namespace(w)
         norms, scale = self._group_norms(xp, w, self._axes(w, "prox"))
         threshold = step * self.lambda_reg * scale
-        keep = norms > threshold
-        # 1 - t / ||w_g|| for the groups that survive; the others become exactly zero.
-        factor = xp.where(keep, 1 - threshold / xp.where(keep, norms, 1), 0)
-        return w * xp.astype(factor, w.dtype)
+        return w * xp.astype(group_shrink_factor(xp, norms, threshold), w.dtype)
 
+    @_on_w
     def subgradient(self, w: Any) -> Any:
         xp = array_api_compat.array_namespace(w)
         norms, scale = self._group_norms(xp, w, self._axes(w, "subgradient"))
@@ -263,7 +309,9 @@ class GroupL1(Penalty):
         factor = xp.where(nonzero, (self.lambda_reg * scale) / xp.where(nonzero, norms, 1), 0)
         return w * xp.astype(factor, w.dtype)
 
+    @_on_w_and_grad
     def subdiff_distance(self, w: Any, grad: Any) -> Any:
+        _check_grad(w, grad, f"{type(self).__name__}.subdiff_distance")
         xp = array_api_compat.array_namespace(w, grad)
         axes = self._axes(w, "subdiff_distance")
         norms, scale = self._group_norms(xp, w, axes)
@@ -274,6 +322,7 @@ class GroupL1(Penalty):
         distance = xp.where(norms == 0, at_zero, elsewhere)
         return xp.squeeze(distance, axis=axes)
 
+    @_on_gradient
     def alpha_max(self, grad_at_zero: Any) -> float:
         xp = array_api_compat.array_namespace(grad_at_zero)
         norms, scale = self._group_norms(xp, grad_at_zero, self._axes(grad_at_zero, "alpha_max"))

@@ -21,6 +21,14 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, check_X_y, validate_data
 
+from .._validation import (
+    Boolean,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    StrOption,
+    VectorLike,
+)
 from ..solvers import QuadraticProblem, SharedGram, quadratic_problem, solve
 from ._base import (
     DEFAULT_MAX_ITER,
@@ -35,17 +43,7 @@ from ._base import (
     warn_not_converged,
     warn_path_failures,
 )
-from ._params import (
-    CV_CONSTRAINTS,
-    FIT_CONSTRAINTS,
-    Boolean,
-    NonNegativeFloat,
-    PositiveFloat,
-    PositiveInt,
-    StrOption,
-    VectorLike,
-    check_parameters,
-)
+from ._params import CV_CONSTRAINTS, FIT_CONSTRAINTS, check_parameters
 
 __all__ = ["Lasso", "LassoCV", "LassoPath", "lasso_path"]
 
@@ -263,6 +261,9 @@ class Lasso(_LassoBase):
             positive=self.positive,
             tol=self.tol,
             max_iter=self.max_iter,
+            # A refit from this estimator's own solution: if its gap meets tol, it is the answer
+            # (a warm refit on the same data is a no-op, as scikit-learn's).
+            trust_start=coef_init is not None,
         )
         if not result.converged:
             warn_not_converged(

@@ -263,6 +263,7 @@ class L1LogisticRegression(_LogisticBase):
                 positive=self.positive,
                 tol=self.tol,
                 max_iter=self.max_iter,
+                trust_start=warm,  # a warm refit whose gap meets tol is a no-op
             )
             coefs[k], intercepts[k] = result.coef, result.intercept
             n_iter[k], gaps[k] = result.n_iter, result.gap

@@ -1,20 +1,23 @@
 """Solvers: the only code in l1reg that iterates.
 
 - :mod:`l1reg.solvers.coordinate_descent`: working-set coordinate descent with gap-safe screening
-  and Anderson extrapolation, compiled with numba (imported at the first solve, not here);
+  and Anderson extrapolation, for the separable weighted L1; the problems it solves are
+  prepared by ``_quadratic.py`` (the Lasso) and ``_logistic.py``, and their loops are compiled
+  with numba (imported at the first problem, not here) in ``_cd_*.py``;
 - :mod:`l1reg.solvers.fista`: accelerated proximal gradient written once on the array API, so it
-  runs on NumPy arrays, SciPy sparse matrices and torch tensors (on any device).
+  runs on NumPy arrays, SciPy sparse matrices and torch tensors (on any device), with any
+  penalty that has a prox.
 """
 
-from .coordinate_descent import (
+from ._logistic import LogisticProblem
+from ._quadratic import (
     GramQuadraticProblem,
-    LogisticProblem,
     QuadraticProblem,
     SharedGram,
-    SolveResult,
     quadratic_problem,
-    solve,
+    uses_gram,
 )
+from .coordinate_descent import SolveResult, solve
 from .fista import fista
 
 __all__ = [
@@ -26,4 +29,5 @@ __all__ = [
     "fista",
     "quadratic_problem",
     "solve",
+    "uses_gram",
 ]

@@ -1,0 +1,83 @@
+"""The shared numerics (``l1reg._numerics``) and what is tested against them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from l1reg import _numerics, l1_norm, l1_regularization, prox_l1, prox_l1_
+
+T = np.concatenate([np.linspace(-800.0, 800.0, 4001), [-1e-12, 0.0, 1e-12, 36.7, -36.7]])
+
+
+def test_numba_logistic_kernels_agree_with_the_shared_definitions():
+    # The compiled scalar kernels stay separate for speed; they must give the same values.
+    from l1reg.solvers import _cd_logistic
+
+    xp = np
+    compiled_sigmoid = np.array([_cd_logistic.sigmoid(t) for t in T])
+    compiled_log1p_exp = np.array([_cd_logistic.log1p_exp(t) for t in T])
+    np.testing.assert_allclose(compiled_sigmoid, _numerics.sigmoid(xp, T), rtol=4e-16, atol=0)
+    np.testing.assert_allclose(compiled_log1p_exp, _numerics.log1p_exp(xp, T), rtol=4e-16, atol=0)
+    # and both are right where the naive formulas overflow or cancel
+    assert _numerics.log1p_exp(xp, np.array(800.0)) == 800.0
+    assert _numerics.sigmoid(xp, np.array(-800.0)) == 0.0
+    assert _numerics.log1p_exp(xp, np.array(-40.0)) == pytest.approx(math.exp(-40.0), rel=1e-15)
+
+
+def test_blocked_sum_of_float32_stays_accurate():
+    rng = np.random.default_rng(0)
+    x = rng.random(3_000_001, dtype=np.float32)
+    exact = math.fsum(x.astype(np.float64))
+    total = float(_numerics.blocked_sum(np, x))
+    assert abs(total - exact) / exact < 1e-6
+    running = float(np.cumsum(x, dtype=np.float32)[-1])  # what the blocks guard against
+    assert abs(running - exact) / exact > 1e-5
+
+
+def test_numeric_dtypes():
+    assert _numerics.is_numeric_dtype(np.dtype(np.int8))
+    assert _numerics.is_numeric_dtype(np.dtype(np.complex64))
+    assert not _numerics.is_numeric_dtype(np.dtype("U3"))
+    assert not _numerics.is_numeric_dtype(np.dtype(object))
+    assert not _numerics.is_numeric_dtype(None)
+
+
+def test_numpy_bfloat16_is_summed_in_float32():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x = np.full(100_000, 1.0, dtype=ml_dtypes.bfloat16)
+    value = l1_regularization([x, -x[:10]], lambda_reg=1.0)
+    assert value.dtype == np.float32
+    assert float(value) == 100_010.0  # a bfloat16 running sum stops at 256
+    assert _numerics.is_numeric_dtype(x.dtype)
+
+
+def test_numpy_bfloat16_prox_keeps_its_dtype():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x = np.array([-2.0, 0.5, 3.0, -0.25], dtype=ml_dtypes.bfloat16)
+    shrunk = prox_l1(x, 1.0)
+    assert shrunk.dtype == x.dtype
+    np.testing.assert_array_equal(shrunk.astype(np.float32), [-1.0, 0.0, 2.0, 0.0])
+    per_coordinate = prox_l1(x, np.array([0.0, 0.0, 1.0, 1.0], dtype=ml_dtypes.bfloat16))
+    np.testing.assert_array_equal(per_coordinate.astype(np.float32), [-2.0, 0.5, 2.0, 0.0])
+    same = prox_l1_(x, 1.0)
+    assert same is x and x.dtype == ml_dtypes.bfloat16
+    np.testing.assert_array_equal(x.astype(np.float32), [-1.0, 0.0, 2.0, 0.0])
+
+
+def test_arrays_of_text_are_refused_by_name():
+    with pytest.raises(TypeError, match=r"'weights' parameter of l1_norm .* Got array\(\['a'"):
+        l1_norm([np.ones(2), np.array(["a", "b"])])
+    with pytest.raises(TypeError, match=r"'x' parameter of prox_l1 .* Got array\(\['a'"):
+        prox_l1(np.array(["a", "b"]), 1.0)
+
+
+def test_bad_threshold_arrays_show_the_value_and_what_is_wrong():
+    with pytest.raises(
+        ValueError, match=r"Got array\(\[-1\. , 0\.5\]\).*Entries array\(\[-1\.\]\)"
+    ):
+        prox_l1(np.ones(2), np.array([-1.0, 0.5]))
+    with pytest.raises(ValueError, match=r"Its shape \(7, 3\) does not broadcast to \(3,\)"):
+        prox_l1(np.ones(3), np.ones((7, 3)))
