@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _numerics
+
 __all__ = [
     "Array",
     "ArrayLike",
@@ -275,6 +277,15 @@ def VectorLike(*, non_negative: bool = False, min_length: int = 0) -> ArrayLike:
     return ArrayLike(non_negative=non_negative, ndim=1, min_length=min_length)
 
 
+def _is_array(value: Any) -> bool:
+    # _array_api imports this module: its is_array is looked up on first use.
+    global _is_array
+    from ._array_api import is_array
+
+    _is_array = is_array
+    return is_array(value)
+
+
 class Array(Constraint):
     """An array of any array-API library (NumPy, PyTorch, JAX, CuPy, ...) holding numbers:
     booleans, integers, real or complex floats, or NumPy's low-precision extension floats
@@ -283,10 +294,7 @@ class Array(Constraint):
     text = "an array of numbers of an array-API library (NumPy, PyTorch, JAX, ...)"
 
     def accepts(self, value: Any) -> bool:
-        from ._array_api import is_array
-        from ._numerics import is_numeric_dtype
-
-        return is_array(value) and is_numeric_dtype(getattr(value, "dtype", None))
+        return _is_array(value) and _numerics.is_numeric_dtype(getattr(value, "dtype", None))
 
     def invalid_examples(self, valid: Any) -> list:
         return ["abc", [1.0, 2.0], None, np.array(["a", "b"])]
@@ -364,12 +372,25 @@ def declare_params(owner: str | None = None, /, *, wording=invalid_parameter, **
         label = owner or function.__qualname__
 
         positional = list(signature.parameters)  # ``self`` included: args line up with it
+        # (position, name, constraints) of the parameters checked here, found once: the check
+        # runs on every call, and a prox inside a training loop is called thousands of times.
+        checkable = [
+            (positional.index(name), name, tuple(options))
+            for name, options in constraints.items()
+            if all(c.checked_here for c in options)
+        ]
 
         @functools.wraps(function)
         def checked(*args, **kwargs):
-            values = dict(zip(positional, args))
-            values.update(kwargs)
-            check_params(label, constraints, values, wording=wording)
+            for position, name, options in checkable:
+                if position < len(args):
+                    value = args[position]
+                elif name in kwargs:
+                    value = kwargs[name]
+                else:
+                    continue  # the default, declared valid
+                if not any(c.accepts(value) for c in options):
+                    check_params(label, {name: options}, {name: value}, wording=wording)
             return function(*args, **kwargs)
 
         checked.__l1reg_constraints__ = constraints
@@ -379,13 +400,18 @@ def declare_params(owner: str | None = None, /, *, wording=invalid_parameter, **
     return decorate
 
 
+_NON_NEGATIVE = [NonNegativeFloat()]
+_POSITIVE_INT = [PositiveInt()]
+
+
 def check_non_negative_number(value: object, name: str, owner: str) -> float:
     """Return ``value`` as a Python float, or raise if it is not a finite number >= 0."""
-    check_params(owner, {name: [NonNegativeFloat()]}, {name: value})
+    if not _NON_NEGATIVE[0].accepts(value):
+        check_params(owner, {name: _NON_NEGATIVE}, {name: value})
     return float(value)
 
 
 def check_positive_int(value: object, name: str, owner: str) -> int:
     """Return ``value`` as an int, or raise if it is not an integer >= 1."""
-    check_params(owner, {name: [PositiveInt()]}, {name: value})
+    check_params(owner, {name: _POSITIVE_INT}, {name: value})
     return int(value)

@@ -111,7 +111,11 @@ def soft_threshold(x: Any, threshold: Any) -> Any:
 
     For solvers and adapters that have validated their arguments once; users call :func:`prox_l1`.
     """
-    return x - _shrinkage(array_api_compat.array_namespace(x), x, threshold)
+    return _soft_threshold(array_api_compat.array_namespace(x), x, threshold)
+
+
+def _soft_threshold(xp: Any, x: Any, threshold: Any) -> Any:
+    return x - _shrinkage(xp, x, threshold)
 
 
 @declare_params(x=_X, threshold=_THRESHOLD)
@@ -139,8 +143,8 @@ def prox_l1(x: Any, threshold: Any) -> Any:
     >>> prox_l1(np.array([-2.0, 0.5, 3.0]), 1.0)
     array([-1.,  0.,  2.])
     """
-    _, x, threshold = _check_threshold(x, threshold, "prox_l1")
-    return soft_threshold(x, threshold)
+    xp, x, threshold = _check_threshold(x, threshold, "prox_l1")
+    return _soft_threshold(xp, x, threshold)
 
 
 @declare_params(x=_X, threshold=_THRESHOLD)
