@@ -105,3 +105,16 @@ def test_bad_input(make, error, shown):
     with pytest.raises(error) as info:
         make()
     assert shown in str(info.value)
+
+
+def test_weighted_l1_leaves_the_users_weights_writable():
+    weights = np.array([1.0, 0.0, 2.0])
+    penalty = WeightedL1(0.1, weights)
+    assert weights.flags.writeable and not penalty.weights.flags.writeable
+    weights[0] = 5.0  # the penalty keeps its own copy
+    assert penalty.weights[0] == 1.0
+
+
+def test_subdiff_distance_refuses_a_gradient_of_another_shape():
+    with pytest.raises(ValueError, match=r"'grad' parameter of L1.subdiff_distance .* Its shape"):
+        L1(0.1).subdiff_distance(np.ones(3), np.ones(4))

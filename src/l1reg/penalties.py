@@ -167,7 +167,7 @@ class WeightedL1(Penalty):
         values = {"lambda_reg": lambda_reg, "weights": weights}
         check_params(type(self).__name__, self._parameter_constraints, values)
         self.lambda_reg = float(lambda_reg)
-        self.weights = np.asarray(weights, dtype=np.float64)
+        self.weights = np.array(weights, dtype=np.float64)  # a copy: the flag below is ours
         self.weights.setflags(write=False)
 
     def get_config(self) -> dict[str, Any]:
