@@ -1055,3 +1055,41 @@ def test_errors_at_construction():
 
     with pytest.raises(TypeError, match=r"'module' parameter of prune .* torch.fx can trace"):
         prune(DataDependent())
+
+
+# issue 11: defects found in review
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+@pytest.mark.parametrize("fused", [None, False])
+def test_frozen_parameters_are_left_alone(optimizer, fused):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    model[0].weight.requires_grad_(False)
+    frozen = model[0].weight.detach().clone()
+    trained = model[2].weight.detach().clone()
+    opt = getattr(torch.optim, optimizer)(model.parameters(), lr=0.1)
+    prox = ProximalL1(opt, L1Regularizer(model, lambda_reg=0.1), fused=fused)
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    for _ in range(5):
+        prox.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        prox.step()
+    assert torch.equal(model[0].weight, frozen)  # was: 32 of 32 entries shrunk
+    assert not torch.equal(model[2].weight, trained)
+
+
+def test_prune_with_a_bad_example_input_keeps_the_training_mode():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1))
+    with torch.no_grad():
+        model[0].weight[:, 0] = 0
+    model.train()
+    with pytest.raises(RuntimeError):
+        prune(model, torch.randn(2, 7))  # wrong number of inputs
+    assert model.training and all(m.training for m in model.modules())
+
+
+@pytest.mark.parametrize("bad", ["abc", 3, [torch.ones(2), "x"]])
+def test_l1_norm_of_a_wrong_type_names_the_parameter(bad):
+    with pytest.raises(TypeError, match=r"The 'tensors' parameter of l1_norm must be a tensor"):
+        l1reg.torch.l1_norm(bad)

@@ -34,12 +34,13 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
+from .._validation import invalid_parameter
 from . import _threads
 
 __all__ = ["accumulation_dtype", "all_reduce_sum", "l1_norm"]
@@ -453,13 +454,23 @@ def _local_l1_norm(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 
+_TENSORS = "a tensor or an iterable of tensors"
+
+
 def l1_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """``sum |p|`` over every tensor, as one differentiable 0-d tensor.
 
     Summed in float32 for float16/bfloat16 inputs; the result has the widest accumulation dtype.
     DTensors (FSDP2 parameters) give the global sum on every rank.
     """
+    if isinstance(tensors, torch.Tensor):
+        tensors = [tensors]
+    elif isinstance(tensors, (str, bytes)) or not isinstance(tensors, Iterable):
+        raise TypeError(invalid_parameter("tensors", "l1_norm", _TENSORS, tensors))
     tensors = list(tensors)
+    if not all(isinstance(t, torch.Tensor) for t in tensors):
+        bad = next(t for t in tensors if not isinstance(t, torch.Tensor))
+        raise TypeError(invalid_parameter("tensors", "l1_norm", _TENSORS, bad))
     if not tensors:
         return torch.zeros(())
     dtype = _widest({accumulation_dtype(d) for d in {t.dtype for t in tensors}})

@@ -365,10 +365,12 @@ def prune(module: nn.Module, example_input: torch.Tensor | None = None) -> Prune
         was_training = module.training
         module.eval()
         pruned.eval()
-        result.seconds_before = _time_forward(module, example_input)
-        result.seconds_after = _time_forward(pruned, example_input)
-        module.train(was_training)
-        pruned.train(was_training)
+        try:
+            result.seconds_before = _time_forward(module, example_input)
+            result.seconds_after = _time_forward(pruned, example_input)
+        finally:  # a bad example input must not leave the user's model in eval mode
+            module.train(was_training)
+            pruned.train(was_training)
     return result
 
 

@@ -617,6 +617,8 @@ class ProximalL1(torch.optim.Optimizer):
         compiled_groups: list[tuple] = []  # group proxes for the compiled CPU loop
         eager_groups: list[tuple[Selected, float, _Denominator | None]] = []  # and the others
         for (item, index), state, step in zip(pairs, states, steps):
+            if not item.param.requires_grad:
+                continue  # frozen: torch's optimizers and weight decay leave it alone too
             group = self.optimizer.param_groups[index]
             if index not in rates:
                 rates[index] = _as_float(group["lr"])  # one host copy per group for tensor rates
