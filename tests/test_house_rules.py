@@ -63,13 +63,26 @@ def _public_targets() -> list[str]:
                 continue
             targets.append(dotted)
             if inspect.isclass(obj):
-                for attr, member in vars(obj).items():
+                for attr in _own_methods(obj):
                     method = f"{dotted}.{attr}"
-                    if attr.startswith("_") or method in EXEMPT or not inspect.isfunction(member):
-                        continue
-                    if _parameters(method):
+                    if method not in EXEMPT and _parameters(method):
                         targets.append(method)
     return targets
+
+
+def _own_methods(cls: type) -> dict:
+    """The public methods ``cls`` defines, or inherits from a private class of l1reg (a public
+    base's methods are walked as that base's)."""
+    methods = {}
+    for base in reversed(cls.__mro__):
+        private_base = base.__module__.startswith("l1reg") and any(
+            part.startswith("_") for part in [*base.__module__.split("."), base.__name__]
+        )
+        if base is cls or private_base:
+            for attr, member in vars(base).items():
+                if not attr.startswith("_") and inspect.isfunction(member):
+                    methods[attr] = member
+    return methods
 
 
 def _bad_values(constraints: list, valid) -> list:

@@ -10,6 +10,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, StratifiedKFold
 
+import l1reg
 from l1reg.datafits import Logistic, Quadratic
 from l1reg.linear_model import (
     L1LogisticRegression,
@@ -537,3 +538,105 @@ def test_unpenalized_features_are_optimal_when_the_gap_says_so(kind, n, sparse, 
             assert np.all(np.ravel(model.dual_gap_) >= -1e-10)  # (rounding)
             worst = max(worst, _kkt_violation(kind, X, y, model, alpha * c, positive))
     assert worst < 1e-6
+
+
+def _small(kind="regression", n=30, p=6, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    score = X[:, 0] - 2 * X[:, 1] + 0.1 * rng.normal(size=n)
+    return X, (score if kind == "regression" else (score > 0).astype(int))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"alphas": [-1.0]},
+        {"positive": "no"},
+        {"tol": np.inf},
+        {"max_iter": 0},
+        {"eps": -1e-3},
+        {"fit_intercept": "no"},
+        {"weights": [1.0, -1.0, 1.0, 1.0, 1.0, 1.0]},
+        {"weights": [1.0, np.nan, 1.0, 1.0, 1.0, 1.0]},
+        {"weights": [1.0, np.inf, 1.0, 1.0, 1.0, 1.0]},
+    ],
+    ids=lambda bad: f"{next(iter(bad))}={next(iter(bad.values()))!r}",
+)
+@pytest.mark.parametrize("path", ["lasso_path", "l1_logistic_path"])
+def test_paths_refuse_bad_parameters_before_any_work(path, bad, monkeypatch):
+    # Each of these used to be accepted silently by l1_logistic_path (a negative penalty, "no"
+    # taken as True, coefficients 17.5 off at tol=inf, zeros at max_iter=0, NaN alphas, numba's
+    # TypingError), and the weights by both paths (inf weights gave NaN gaps).
+    import l1reg.linear_model._base as base
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the solver ran")
+
+    monkeypatch.setattr(base, "solve", no_work)
+    X, y = _small("regression" if path == "lasso_path" else "classification")
+    (name,) = bad
+    with pytest.raises(ValueError, match=rf"'{name}' parameter of {path} must be"):
+        getattr(l1reg, path)(X, y, **bad)
+
+
+@pytest.mark.parametrize(
+    "make, kind",
+    [
+        (Lasso, "regression"),
+        (LassoCV, "regression"),
+        (L1LogisticRegression, "classification"),
+        (L1LogisticRegressionCV, "classification"),
+    ],
+)
+def test_a_failed_refit_leaves_the_fitted_estimator_as_it_was(make, kind):
+    X4, y = _small(kind, p=4)
+    X6, _ = _small(kind, p=6)
+    model = make().fit(X4, y)
+    before = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(model).items()}
+    with pytest.raises(ValueError, match="sample_weight"):
+        model.fit(X6, y, sample_weight=-1)
+    assert vars(model).keys() == before.keys()
+    for key, value in before.items():
+        assert np.array_equal(vars(model)[key], value), key
+    assert model.predict(X4).shape == (len(y),)  # still the 4-feature model
+
+
+@pytest.mark.parametrize("make", [Lasso, L1LogisticRegression])
+def test_values_whose_squares_overflow_are_refused(make):
+    X, y = _small("regression" if make is Lasso else "classification")
+    with pytest.raises(ValueError, match=r"Input X of .* too large for float64"):
+        make().fit(X * 1e307, y)
+    with pytest.raises(ValueError, match=r"Input X of .* too large"):
+        make().fit(sp.csr_matrix(X * 1e307), y)
+    if make is Lasso:
+        with pytest.raises(ValueError, match=r"Input y of .* too large"):
+            make().fit(X, y * 1e307)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        make().fit(X * 1e100, y)  # large but safe: accepted
+
+
+def test_data_errors_name_the_argument():
+    X, y = _small()
+    with pytest.raises(ValueError, match="Invalid 'X' argument of Lasso: Expected 2D array"):
+        Lasso().fit(X[:, 0], y)
+    with pytest.raises(ValueError, match="Invalid 'X' and 'y' arguments of lasso_path: Found"):
+        lasso_path(X[:-1], y)
+    with pytest.raises(ValueError, match="X has 5 features, but Lasso is expecting 6"):
+        Lasso().fit(X, y).predict(X[:, :-1])
+    with pytest.raises(ValueError, match="Input y contains NaN"):  # sklearn's own, names y
+        Lasso().fit(X, np.full(len(y), np.nan))
+
+
+def test_both_classes_are_checked_once_with_the_context():
+    X, y = _small("classification")
+    sw = np.where(y == 1, 0.0, 1.0)  # class 1 has no weight
+    with pytest.raises(ValueError, match="L1LogisticRegression needs samples of both classes"):
+        L1LogisticRegression().fit(X, y, sample_weight=sw)
+    labels = np.array(["a", "b", "c"])[np.arange(len(y)) % 3]
+    sw = np.where(labels == "c", 0.0, 1.0)
+    with pytest.raises(ValueError, match=r"both classes .* \(class 'c' against the rest\)"):
+        L1LogisticRegression().fit(X, labels, sample_weight=sw)
+    order = np.argsort(y)  # unshuffled 2-fold on sorted labels: single-class training folds
+    with pytest.raises(ValueError, match="in every training fold"):
+        L1LogisticRegressionCV(cv=[(order[:10], order[10:])]).fit(X, y)

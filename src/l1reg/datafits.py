@@ -27,7 +27,7 @@ import numpy as np
 
 from ._numerics import log1p_exp, sigmoid
 
-__all__ = ["Datafit", "Logistic", "Quadratic"]
+__all__ = ["Datafit", "Logistic", "Quadratic", "positive_class_share"]
 
 
 def _namespace(*arrays: Any) -> Any:
@@ -46,6 +46,19 @@ def _normalized_weights(xp: Any, y: Any, sample_weight: Any) -> Any:
     if sample_weight is None:
         return xp.full((n,), 1.0 / n, dtype=y.dtype, device=array_api_compat.device(y))
     return sample_weight / xp.sum(sample_weight)
+
+
+def positive_class_share(xp: Any, y: Any, a: Any, *, owner: str, context: str = "") -> float:
+    """The weight share of the samples with ``y > 0`` (labels in {-1, +1}, weights ``a`` summing
+    to 1), refused unless both classes have positive weight (the one check of it: the intercept
+    at ``w = 0`` is the log-odds of this share)."""
+    share = float(xp.sum(a * (y > 0)))
+    if not 0.0 < share < 1.0:
+        raise ValueError(
+            f"{owner} needs samples of both classes with positive weight{context}; "
+            f"got a positive-class weight share of {share:g}."
+        )
+    return share
 
 
 def _penalty_weights(xp: Any, w: Any, weights: Any) -> Any:
@@ -299,12 +312,7 @@ class Logistic(Datafit):
     def best_intercept_at_zero(self, y, sample_weight=None) -> float:
         xp = _namespace(y, sample_weight)
         a = _normalized_weights(xp, y, sample_weight)
-        p = float(xp.sum(a * (y > 0)))
-        if p <= 0.0 or p >= 1.0:
-            raise ValueError(
-                "The logistic datafit needs samples of both classes with positive weight; "
-                f"got a positive-class weight fraction of {p}."
-            )
+        p = positive_class_share(xp, y, a, owner="The logistic datafit")
         return math.log(p / (1 - p))
 
     def duality_gap(

@@ -64,6 +64,8 @@ def snapshot(value: Any) -> Any:
         return ("tensor", value.detach().clone())
     if hasattr(value, "get_weights") and hasattr(value, "trainable_weights"):  # a Keras model
         return ("keras", [np.array(w) for w in value.get_weights()])
+    if hasattr(value, "get_params") and hasattr(value, "fit"):  # a scikit-learn estimator
+        return ("estimator", copy.deepcopy(vars(value)))
     if isinstance(value, np.ndarray):
         return ("array", value.copy())
     try:
@@ -89,6 +91,11 @@ def unchanged(value: Any, before: Any) -> bool:
     if kind == "keras":
         return all(
             np.array_equal(a, b, equal_nan=True) for a, b in zip(value.get_weights(), saved[0])
+        )
+    if kind == "estimator":  # every attribute, fitted ones included, as it was
+        now = vars(value)
+        return now.keys() == saved[0].keys() and all(
+            unchanged(now[key], snapshot(saved[0][key])) for key in now
         )
     if kind == "array":
         try:

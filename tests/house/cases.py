@@ -50,16 +50,6 @@ EXEMPT = {
 #: forgotten. Their own checks are tested in their layers' test modules.
 PENDING = frozenset(
     (
-        "l1reg.L1LogisticRegression",
-        "l1reg.L1LogisticRegression.fit",
-        "l1reg.L1LogisticRegressionCV",
-        "l1reg.L1LogisticRegressionCV.fit",
-        "l1reg.Lasso",
-        "l1reg.Lasso.fit",
-        "l1reg.LassoCV",
-        "l1reg.LassoCV.fit",
-        "l1reg.l1_logistic_path",
-        "l1reg.lasso_path",
         "l1reg.torch.L1Regularizer",
         "l1reg.torch.ProximalL1",
         "l1reg.torch.SelectInputs",

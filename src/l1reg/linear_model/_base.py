@@ -1,4 +1,4 @@
-"""What the L1 linear models share: input checks, the alpha grid, CV bookkeeping, warnings."""
+"""What the L1 linear models share: the alpha grid, the path solved along it, warnings."""
 
 from __future__ import annotations
 
@@ -8,69 +8,22 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
-from joblib import Parallel, delayed
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.extmath import safe_sparse_dot
 
-from .._validation import invalid_parameter
 from ..solvers import solve
 
 __all__ = [
+    "DEFAULT_MAX_ITER",
     "alpha_grid",
-    "check_penalty_weights",
-    "check_sample_weight",
-    "one_standard_error_alpha",
-    "run_units",
+    "linear_predict",
+    "solve_path",
     "warn_not_converged",
+    "warn_path_failures",
 ]
 
 # Fewer epochs than this never certify a hard problem; more only delay the warning.
 DEFAULT_MAX_ITER = 1000
-
-
-def check_sample_weight(sample_weight: Any, n_samples: int, owner: str) -> np.ndarray | None:
-    """``sample_weight`` as float64: ``n_samples`` finite values >= 0 with a positive sum.
-
-    None stays None (every sample weighs the same); a number gives that weight to every sample.
-    """
-    if sample_weight is None:
-        return None
-    expected = f"None, a number or an array of {n_samples} finite numbers >= 0 with a positive sum"
-    if isinstance(sample_weight, numbers.Real) and not isinstance(sample_weight, bool):
-        weights = np.full(n_samples, float(sample_weight))
-    else:
-        try:
-            weights = np.asarray(sample_weight, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(
-                invalid_parameter("sample_weight", owner, expected, sample_weight)
-            ) from None
-        if weights.ndim != 1 or weights.shape[0] != n_samples:
-            raise ValueError(
-                invalid_parameter(
-                    "sample_weight", owner, expected, f"an array of shape {weights.shape}"
-                )
-            )
-    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
-        raise ValueError(invalid_parameter("sample_weight", owner, expected, sample_weight))
-    if not weights.sum() > 0:
-        raise ValueError(
-            f"The 'sample_weight' parameter of {owner} must have a positive sum. "
-            "Got sample weights that are all zero instead."
-        )
-    return weights
-
-
-def check_penalty_weights(weights: Any, n_features: int, owner: str) -> np.ndarray | None:
-    """The per-feature penalty weights ``c_j >= 0`` (0: unpenalized) as float64, or None."""
-    if weights is None:
-        return None
-    expected = f"None or an array of {n_features} finite numbers >= 0 (one per feature)"
-    array = np.asarray(weights, dtype=np.float64)
-    if array.shape != (n_features,):
-        raise ValueError(invalid_parameter("weights", owner, expected, f"shape {array.shape}"))
-    return array
 
 
 def alpha_grid(alpha_max: float, alphas: Any, eps: float) -> np.ndarray:
@@ -88,21 +41,6 @@ def alpha_grid(alpha_max: float, alphas: Any, eps: float) -> np.ndarray:
             return np.array([top])
         return np.geomspace(top, top * eps, num=int(alphas))
     return np.sort(np.asarray(alphas, dtype=np.float64))[::-1].copy()
-
-
-def one_standard_error_alpha(alphas: np.ndarray, errors: np.ndarray) -> tuple[int, int]:
-    """(index of the alpha of least mean CV error, index of the largest alpha within one SE).
-
-    ``errors`` is (n_alphas, n_folds); the standard error of the best mean is the standard
-    deviation over folds (ddof=1) divided by sqrt(n_folds), as glmnet's ``lambda.1se``.
-    """
-    mean = errors.mean(axis=1)
-    best = int(np.argmin(mean))
-    n_folds = errors.shape[1]
-    se = errors[best].std(ddof=1) / np.sqrt(n_folds) if n_folds > 1 else 0.0
-    within = np.flatnonzero(mean <= mean[best] + se)
-    # alphas are decreasing: the largest alpha within one SE has the smallest index.
-    return best, int(within[np.argmax(alphas[within])])
 
 
 def warn_not_converged(
@@ -182,66 +120,7 @@ def warn_path_failures(
         warn_not_converged(owner, alphas, gaps, tols, max_iter, stacklevel=4)
 
 
-def held_out_weights(sample_weight: np.ndarray | None, test: np.ndarray) -> np.ndarray | None:
-    """The sample weights of a test fold for averaging its errors; None for none or all zero."""
-    if sample_weight is None:
-        return None
-    weights = sample_weight[test]
-    return None if weights.sum() == 0 else weights
-
-
-def cross_validate(
-    fold_tasks: list[Callable[[], tuple[np.ndarray, list]]],
-    full_task: Callable[[], Any],
-    n_jobs: int | None,
-    callback: Callable[[int, int], Any] | None,
-) -> tuple[np.ndarray, list[tuple[float, float, float]], Any]:
-    """Run the folds and the fit on all data (:func:`run_units`).
-
-    Each fold task returns (its held-out errors over the alphas, its unconverged fits). Returns
-    the errors as (n_alphas, n_folds), the folds' unconverged fits, and the full task's result.
-    """
-    results = run_units([*fold_tasks, full_task], n_jobs, callback)
-    errors = np.column_stack([values for values, _ in results[:-1]])
-    failures = [f for _, fold_failures in results[:-1] for f in fold_failures]
-    return errors, failures, results[-1]
-
-
-def run_units(
-    tasks: list[Callable[[], Any]], n_jobs: int | None, callback: Callable[[int, int], Any] | None
-) -> list[Any]:
-    """Run the zero-argument ``tasks`` (in threads: the compiled loops release the GIL).
-
-    Results come back in the order of ``tasks``; ``callback(n_done, n_total)`` is called in this
-    process each time one finishes.
-    """
-    total = len(tasks)
-    results: list[Any] = [None] * total
-    if n_jobs is None or n_jobs == 1:
-        for i, task in enumerate(tasks):
-            results[i] = task()
-            if callback is not None:
-                callback(i + 1, total)
-        return results
-
-    def indexed(i: int, task: Callable[[], Any]) -> tuple[int, Any]:
-        return i, task()
-
-    parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator_unordered")
-    for done, (i, value) in enumerate(
-        parallel(delayed(indexed)(i, t) for i, t in enumerate(tasks))
-    ):
-        results[i] = value
-        if callback is not None:
-            callback(done + 1, total)
-    return results
-
-
 def linear_predict(X: Any, coef: np.ndarray, intercept: Any) -> np.ndarray:
     """``X @ coef.T + intercept`` for dense or sparse ``X``."""
     out = safe_sparse_dot(X, coef.T, dense_output=True)
     return np.asarray(out) + intercept
-
-
-def is_sparse(X: Any) -> bool:
-    return sp.issparse(X)

@@ -1,4 +1,4 @@
-"""The estimators' parameter constraints, as data, checked at the start of ``fit``.
+"""The parameter constraints of the estimators (checked at the start of ``fit``) and paths.
 
 The constraint kinds and the wording are :mod:`l1reg._validation`'s (scikit-learn's wording):
 
@@ -31,6 +31,7 @@ from .._validation import (
 __all__ = [
     "CV_CONSTRAINTS",
     "FIT_CONSTRAINTS",
+    "PATH_CONSTRAINTS",
     "InvalidParameterError",
     "check_parameters",
 ]
@@ -47,15 +48,19 @@ FIT_CONSTRAINTS: dict[str, list[Constraint]] = {
     "positive": [Boolean()],
     "weights": [NoneValue(), VectorLike(non_negative=True)],
 }
-CV_CONSTRAINTS: dict[str, list[Constraint]] = {
+# The parameters of a path function (lasso_path, l1_logistic_path), beside the data's.
+PATH_CONSTRAINTS: dict[str, list[Constraint]] = {
     "alphas": [PositiveInt(), VectorLike(non_negative=True, min_length=1)],
     "eps": [PositiveFloat()],
-    "cv": [CrossValidator()],
     "fit_intercept": [Boolean()],
-    "positive": [Boolean()],
     "weights": [NoneValue(), VectorLike(non_negative=True)],
+    "positive": [Boolean()],
     "tol": [NonNegativeFloat()],
     "max_iter": [PositiveInt()],
+}
+CV_CONSTRAINTS: dict[str, list[Constraint]] = {
+    **PATH_CONSTRAINTS,
+    "cv": [CrossValidator()],
     "n_jobs": [NoneValue(), _INT],
     "callback": [NoneValue(), Callable()],
 }

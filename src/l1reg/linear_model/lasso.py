@@ -17,33 +17,37 @@ from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils.validation import check_is_fitted, check_X_y, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .._validation import (
     Boolean,
-    NonNegativeFloat,
-    PositiveFloat,
-    PositiveInt,
+    Checked,
+    NoneValue,
     StrOption,
-    VectorLike,
+    declare_params,
+    invalid_parameter,
 )
-from ..solvers import QuadraticProblem, SharedGram, quadratic_problem, solve
+from ..solvers import QuadraticProblem, SharedGram, quadratic_problem, solve, uses_gram
 from ._base import (
     DEFAULT_MAX_ITER,
     alpha_grid,
-    check_penalty_weights,
-    check_sample_weight,
-    cross_validate,
-    held_out_weights,
     linear_predict,
-    one_standard_error_alpha,
     solve_path,
     warn_not_converged,
     warn_path_failures,
 )
-from ._params import CV_CONSTRAINTS, FIT_CONSTRAINTS, check_parameters
+from ._cv import CrossValidatedPath, CVData
+from ._data import (
+    FIT_DATA,
+    check_penalty_weights,
+    check_sample_weight,
+    checked_data,
+    checked_X,
+    fit_method,
+    predict_method,
+)
+from ._params import CV_CONSTRAINTS, FIT_CONSTRAINTS, PATH_CONSTRAINTS, check_parameters
 
 __all__ = ["Lasso", "LassoCV", "LassoPath", "lasso_path"]
 
@@ -51,7 +55,14 @@ _X_CHECKS = {
     "accept_sparse": ("csc", "csr"),
     "dtype": (np.float64, np.float32),
     "y_numeric": True,
+    "regression": True,
 }
+_PREDICT_CHECKS = {"accept_sparse": ("csr", "csc"), "dtype": (np.float64, np.float32)}
+_PRECOMPUTE = [Boolean(), StrOption("auto")]
+
+
+def _bad_coef_init(coef_init: Any) -> list:
+    return ["abc", [1.0], [np.nan, 0.0, 0.0], [np.inf, 0.0, 0.0]]
 
 
 class LassoPath(NamedTuple):
@@ -64,6 +75,13 @@ class LassoPath(NamedTuple):
     n_iter: np.ndarray  # (n_alphas,), epochs of coordinate descent
 
 
+@declare_params(
+    "lasso_path",
+    **FIT_DATA,
+    **PATH_CONSTRAINTS,
+    coef_init=[NoneValue(), Checked("an array-like of n_features finite numbers", _bad_coef_init)],
+    precompute=_PRECOMPUTE,
+)
 def lasso_path(
     X: Any,
     y: Any,
@@ -117,16 +135,15 @@ def lasso_path(
     ((2, 3), True)
     """
     owner = "lasso_path"
-    check_parameters(_PathParams(alphas, eps, fit_intercept, positive, tol, max_iter, precompute))
-    X, y = check_X_y(X, y, **_X_CHECKS)
+    X, y = checked_data(X, y, owner, **_X_CHECKS)
     sw = check_sample_weight(sample_weight, X.shape[0], owner)
     c = check_penalty_weights(weights, X.shape[1], owner)
+    if coef_init is not None:
+        coef_init = _checked_coef_init(coef_init, X.shape[1], owner)
     problem = quadratic_problem(
         X, y, sample_weight=sw, fit_intercept=fit_intercept, precompute=precompute
     )
     grid = alpha_grid(problem.alpha_max(c, positive), alphas, eps)
-    if coef_init is not None:
-        coef_init = np.asarray(coef_init, dtype=np.float64).reshape(X.shape[1])
     path, failures = solve_path(
         problem,
         grid,
@@ -141,26 +158,26 @@ def lasso_path(
     return path
 
 
-class _PathParams(BaseEstimator):
-    """The checked parameters of :func:`lasso_path` (for its error messages)."""
-
-    _parameter_constraints: ClassVar[dict[str, list]] = {
-        "alphas": [PositiveInt(), VectorLike(non_negative=True)],
-        "eps": [PositiveFloat()],
-        "fit_intercept": [Boolean()],
-        "positive": [Boolean()],
-        "tol": [NonNegativeFloat()],
-        "max_iter": [PositiveInt()],
-        "precompute": [Boolean(), StrOption("auto")],
-    }
-
-    def __init__(self, alphas, eps, fit_intercept, positive, tol, max_iter, precompute):
-        self.alphas, self.eps, self.fit_intercept = alphas, eps, fit_intercept
-        self.positive, self.tol, self.max_iter = positive, tol, max_iter
-        self.precompute = precompute
+def _checked_coef_init(coef_init: Any, n_features: int, owner: str) -> np.ndarray:
+    expected = f"None or an array-like of {n_features} finite numbers"
+    try:
+        start = np.asarray(coef_init, dtype=np.float64)
+    except (TypeError, ValueError):
+        start = None
+    if start is None or start.shape != (n_features,) or not np.all(np.isfinite(start)):
+        raise ValueError(invalid_parameter("coef_init", owner, expected, coef_init))
+    return start
 
 
-_PathParams.__name__ = "lasso_path"
+def _checked_input(estimator: Any, X: Any, y: Any, sample_weight: Any):
+    """Parameters and data of a Lasso estimator checked, before any work: (X, y as float64,
+    sample weights, penalty weights)."""
+    check_parameters(estimator)
+    owner = type(estimator).__name__
+    X, y = checked_data(X, y, owner, estimator=estimator, **_X_CHECKS)
+    sw = check_sample_weight(sample_weight, X.shape[0], owner)
+    c = check_penalty_weights(estimator.weights, X.shape[1], owner)
+    return X, np.asarray(y, dtype=np.float64), sw, c
 
 
 class _LassoBase(RegressorMixin, BaseEstimator):
@@ -169,12 +186,11 @@ class _LassoBase(RegressorMixin, BaseEstimator):
         tags.input_tags.sparse = True
         return tags
 
+    @predict_method
     def predict(self, X: Any) -> np.ndarray:
         """``X @ coef_ + intercept_``."""
         check_is_fitted(self)
-        X = validate_data(
-            self, X, reset=False, accept_sparse=("csr", "csc"), dtype=(np.float64, np.float32)
-        )
+        X = checked_X(self, X, f"{type(self).__name__}.predict", **_PREDICT_CHECKS)
         return linear_predict(X, self.coef_, self.intercept_)
 
 
@@ -240,13 +256,11 @@ class Lasso(_LassoBase):
         self.positive = positive
         self.weights = weights
 
+    @fit_method
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Lasso:
         """Fit on ``X`` (dense or sparse) and ``y``; ``sample_weight`` as repeated rows."""
-        check_parameters(self)
-        X, y = validate_data(self, X, y, **_X_CHECKS)
+        X, y, sw, c = _checked_input(self, X, y, sample_weight)
         owner = type(self).__name__
-        sw = check_sample_weight(sample_weight, X.shape[0], owner)
-        c = check_penalty_weights(self.weights, X.shape[1], owner)
         coef_init = None
         if self.warm_start and getattr(self, "coef_", None) is not None:
             if self.coef_.shape == (X.shape[1],):
@@ -276,7 +290,7 @@ class Lasso(_LassoBase):
         return self
 
 
-class LassoCV(_LassoBase):
+class LassoCV(CrossValidatedPath, _LassoBase):
     """Lasso with ``alpha`` chosen by K-fold cross-validation over a path of alphas.
 
     Each fold's path is warm-started along the grid and the folds run in parallel threads
@@ -320,8 +334,11 @@ class LassoCV(_LassoBase):
 
     _parameter_constraints: ClassVar[dict[str, list]] = {
         **CV_CONSTRAINTS,
-        "precompute": [Boolean(), StrOption("auto")],
+        "precompute": _PRECOMPUTE,
     }
+    _path_type = LassoPath
+    _errors_name = "mse_path_"
+    _one_target = True
 
     def __init__(
         self,
@@ -350,69 +367,32 @@ class LassoCV(_LassoBase):
         self.callback = callback
         self.precompute = precompute
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LassoCV:
-        """Cross-validate the path, then fit on all data; ``sample_weight`` as repeated rows."""
-        check_parameters(self)
-        X, y = validate_data(self, X, y, **_X_CHECKS)
-        owner = type(self).__name__
-        sw = check_sample_weight(sample_weight, X.shape[0], owner)
-        c = check_penalty_weights(self.weights, X.shape[1], owner)
-        y = np.asarray(y, dtype=np.float64)
-        from sklearn.model_selection import check_cv  # lazy: a 70 ms import
+    def _checked_input(self, X: Any, y: Any, sample_weight: Any) -> CVData:
+        X, y, sw, c = _checked_input(self, X, y, sample_weight)
+        return CVData(X, y, [y], sw, c, None)
 
-        folds = list(check_cv(self.cv).split(X, y))
+    def _problems(self, data: CVData) -> Callable[[Any], list]:
+        X, y, sw = data.X, data.y, data.sample_weight
         # From a Gram matrix when there are more samples than features: computed once, each
         # fold's is derived from it (SharedGram) instead of being recomputed.
-        use_gram = not sp.issparse(X) and (
-            self.precompute is True or (self.precompute == "auto" and X.shape[0] > X.shape[1])
-        )
-        if use_gram:
+        if uses_gram(X, self.precompute):
             shared = SharedGram(X, y, sample_weight=sw, fit_intercept=self.fit_intercept)
-            full = shared.problem()
-        else:
-            full = QuadraticProblem(X, y, sample_weight=sw, fit_intercept=self.fit_intercept)
-        alphas = alpha_grid(full.alpha_max(c, self.positive), self.alphas, self.eps)
-        options = {
-            "weights": c,
-            "positive": self.positive,
-            "tol": self.tol,
-            "max_iter": self.max_iter,
-        }
+            return lambda rows: [shared.problem(rows)]
 
-        def fold_errors(train: np.ndarray, test: np.ndarray):
-            if use_gram:
-                problem = shared.problem(train)
-            else:
-                problem = QuadraticProblem(
-                    X[train],
-                    y[train],
-                    sample_weight=None if sw is None else sw[train],
+        def problems(rows):
+            if rows is None:
+                return [QuadraticProblem(X, y, sample_weight=sw, fit_intercept=self.fit_intercept)]
+            return [
+                QuadraticProblem(
+                    X[rows],
+                    y[rows],
+                    sample_weight=None if sw is None else sw[rows],
                     fit_intercept=self.fit_intercept,
                 )
-            path, failures = solve_path(problem, alphas, LassoPath, **options)
-            residuals = y[test][:, None] - linear_predict(X[test], path.coefs.T, path.intercepts)
-            weights = held_out_weights(sw, test)
-            return np.average(residuals**2, axis=0, weights=weights), failures
+            ]
 
-        def full_path():
-            return solve_path(full, alphas, LassoPath, **options)
+        return problems
 
-        mse, failures, (path, full_failures) = cross_validate(
-            [lambda tr=tr, te=te: fold_errors(tr, te) for tr, te in folds],
-            full_path,
-            self.n_jobs,
-            self.callback,
-        )
-        warn_path_failures(owner, failures + full_failures, self.max_iter)
-        best, one_se = one_standard_error_alpha(alphas, mse)
-        self.alphas_ = alphas
-        self.mse_path_ = mse
-        self.alpha_ = float(alphas[best])
-        self.alpha_1se_ = float(alphas[one_se])
-        self.coef_path_ = path.coefs
-        self.intercept_path_ = path.intercepts.astype(np.float64)
-        self.coef_ = path.coefs[:, best].copy()
-        self.intercept_ = float(path.intercepts[best])
-        self.dual_gap_ = float(path.dual_gaps[best])
-        self.n_iter_ = int(path.n_iter[best])
-        return self
+    @staticmethod
+    def _held_out_error(target: np.ndarray, scores: np.ndarray, weights) -> np.ndarray:
+        return np.average((target[:, None] - scores) ** 2, axis=0, weights=weights)

@@ -22,26 +22,24 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, check_X_y, validate_data
+from sklearn.utils.validation import check_is_fitted
 
+from .._numerics import log1p_exp, sigmoid
+from .._validation import declare_params
+from ..datafits import positive_class_share
 from ..solvers import LogisticProblem, solve
-from ._base import (
-    DEFAULT_MAX_ITER,
-    alpha_grid,
+from ._base import DEFAULT_MAX_ITER, alpha_grid, linear_predict, solve_path, warn_path_failures
+from ._cv import CrossValidatedPath, CVData
+from ._data import (
+    FIT_DATA,
     check_penalty_weights,
     check_sample_weight,
-    cross_validate,
-    held_out_weights,
-    linear_predict,
-    one_standard_error_alpha,
-    solve_path,
-    warn_path_failures,
+    checked_data,
+    checked_X,
+    fit_method,
+    predict_method,
 )
-from ._params import (
-    CV_CONSTRAINTS,
-    FIT_CONSTRAINTS,
-    check_parameters,
-)
+from ._params import CV_CONSTRAINTS, FIT_CONSTRAINTS, PATH_CONSTRAINTS, check_parameters
 
 __all__ = ["L1LogisticRegression", "L1LogisticRegressionCV", "LogisticPath", "l1_logistic_path"]
 
@@ -75,6 +73,7 @@ def _check_classes(y: Any, owner: str) -> tuple[np.ndarray, np.ndarray]:
     return y, classes
 
 
+@declare_params("l1_logistic_path", **FIT_DATA, **PATH_CONSTRAINTS)
 def l1_logistic_path(
     X: Any,
     y: Any,
@@ -95,7 +94,7 @@ def l1_logistic_path(
     Returns ``LogisticPath(alphas, coefs (n_features, n_alphas), intercepts, dual_gaps, n_iter)``.
     """
     owner = "l1_logistic_path"
-    X, y = check_X_y(X, y, **_X_CHECKS)
+    X, y = checked_data(X, y, owner, **_X_CHECKS)
     _, classes = _check_classes(y, owner)
     if classes.shape[0] != 2:
         raise ValueError(
@@ -104,7 +103,7 @@ def l1_logistic_path(
     sw = check_sample_weight(sample_weight, X.shape[0], owner)
     c = check_penalty_weights(weights, X.shape[1], owner)
     (target,) = _binary_targets(y, classes)
-    problem = LogisticProblem(X, target, sample_weight=sw, fit_intercept=fit_intercept)
+    problem = LogisticProblem(X, target, sample_weight=sw, fit_intercept=fit_intercept, owner=owner)
     grid = alpha_grid(problem.alpha_max(c, positive), alphas, eps)
     path, failures = solve_path(
         problem,
@@ -126,26 +125,30 @@ class _LogisticBase(ClassifierMixin, BaseEstimator):
         tags.input_tags.sparse = True
         return tags
 
+    @predict_method
     def decision_function(self, X: Any) -> np.ndarray:
         """``X @ coef_.T + intercept_``: shape (n_samples,) for two classes, else (n, n_classes)."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, **_X_CHECKS)
+        X = checked_X(self, X, f"{type(self).__name__}.decision_function", **_X_CHECKS)
         scores = linear_predict(X, self.coef_, self.intercept_)
         return scores.ravel() if scores.shape[1] == 1 else scores
 
+    @predict_method
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (one-vs-rest sigmoids normalised to sum to 1 for > 2 classes)."""
         scores = self.decision_function(X)
         if scores.ndim == 1:
-            positive = _sigmoid(scores)
+            positive = sigmoid(np, scores)
             return np.column_stack([1 - positive, positive])
-        probabilities = _sigmoid(scores)
+        probabilities = sigmoid(np, scores)
         total = probabilities.sum(axis=1, keepdims=True)
         return probabilities / np.where(total > 0, total, 1)
 
+    @predict_method
     def predict_log_proba(self, X: Any) -> np.ndarray:
         return np.log(self.predict_proba(X))
 
+    @predict_method
     def predict(self, X: Any) -> np.ndarray:
         scores = self.decision_function(X)
         if scores.ndim == 1:
@@ -153,24 +156,12 @@ class _LogisticBase(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(scores, axis=1)]
 
 
-def _sigmoid(t: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(t))
-    return np.where(t >= 0, 1 / (1 + e), e / (1 + e))
-
-
-def _mean_log_loss(y_pm: np.ndarray, scores: np.ndarray, weights: np.ndarray | None):
-    """Held-out mean log-loss of each column of ``scores`` for one binary problem."""
-    t = -y_pm[:, None] * scores
-    losses = np.maximum(t, 0) + np.log1p(np.exp(-np.abs(t)))
-    return np.average(losses, axis=0, weights=weights)
-
-
 def _checked_input(estimator, X: Any, y: Any, sample_weight: Any):
     """Parameters and data checked, before any work: (X, y, classes, one-vs-rest targets, sample
     weights, penalty weights)."""
     check_parameters(estimator)
-    X, y = validate_data(estimator, X, y, **_X_CHECKS)
     owner = type(estimator).__name__
+    X, y = checked_data(X, y, owner, estimator=estimator, **_X_CHECKS)
     y, classes = _check_classes(y, owner)
     sw = check_sample_weight(sample_weight, X.shape[0], owner)
     c = check_penalty_weights(estimator.weights, X.shape[1], owner)
@@ -228,6 +219,7 @@ class L1LogisticRegression(_LogisticBase):
         self.positive = positive
         self.weights = weights
 
+    @fit_method
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> L1LogisticRegression:
         X, y, classes, targets, sw, c = _checked_input(self, X, y, sample_weight)
         owner = type(self).__name__
@@ -243,13 +235,14 @@ class L1LogisticRegression(_LogisticBase):
         failures = []
         X_solver = _column_major(X)  # one copy for all the one-vs-rest problems
         for k, target in enumerate(targets):
-            if self.fit_intercept and sw is not None and not _both_classes(target, sw):
-                raise ValueError(
-                    f"{owner} needs samples of both classes with positive sample_weight; "
-                    f"class {classes[k if len(targets) > 1 else 1]!r} has none."
-                )
+            label = np.asarray(classes[k]).item()  # "c", not np.str_("c"), in messages
             problem = LogisticProblem(
-                X_solver, target, sample_weight=sw, fit_intercept=self.fit_intercept
+                X_solver,
+                target,
+                sample_weight=sw,
+                fit_intercept=self.fit_intercept,
+                owner=owner,
+                context="" if len(targets) == 1 else f" (class {label!r} against the rest)",
             )
             if warm:
                 state = problem.init_state(self.coef_[k], self.intercept_[k])
@@ -283,11 +276,7 @@ def _column_major(X):
     return X if sp.issparse(X) else np.asfortranarray(X)
 
 
-def _both_classes(target: np.ndarray, sw: np.ndarray) -> bool:
-    return bool(sw[target > 0].sum() > 0 and sw[target < 0].sum() > 0)
-
-
-class L1LogisticRegressionCV(_LogisticBase):
+class L1LogisticRegressionCV(CrossValidatedPath, _LogisticBase):
     """L1 logistic regression with ``alpha`` chosen by K-fold cross-validation (held-out log-loss).
 
     For more than two classes, the one-vs-rest problems share one alpha grid (from the largest
@@ -319,6 +308,8 @@ class L1LogisticRegressionCV(_LogisticBase):
     """
 
     _parameter_constraints: ClassVar[dict[str, list]] = CV_CONSTRAINTS
+    _path_type = LogisticPath
+    _errors_name = "loss_path_"
 
     def __init__(
         self,
@@ -345,74 +336,48 @@ class L1LogisticRegressionCV(_LogisticBase):
         self.n_jobs = n_jobs
         self.callback = callback
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> L1LogisticRegressionCV:
+    def _checked_input(self, X: Any, y: Any, sample_weight: Any) -> CVData:
         X, y, classes, targets, sw, c = _checked_input(self, X, y, sample_weight)
-        owner = type(self).__name__
-        from sklearn.model_selection import check_cv  # lazy: a 70 ms import
+        return CVData(X, y, targets, sw, c, classes)
 
-        folds = list(check_cv(self.cv, y, classifier=True).split(X, y))
-        X_solver = _column_major(X)
-        full = [
-            LogisticProblem(X_solver, t, sample_weight=sw, fit_intercept=self.fit_intercept)
-            for t in targets
-        ]
-        alpha_max = max(problem.alpha_max(c, self.positive) for problem in full)
-        alphas = alpha_grid(alpha_max, self.alphas, self.eps)
-        options = {
-            "weights": c,
-            "positive": self.positive,
-            "tol": self.tol,
-            "max_iter": self.max_iter,
-            "intercept_dtype": np.float64,
-        }
+    def _problems(self, data: CVData) -> Callable[[Any], list]:
+        owner, sw = type(self).__name__, data.sample_weight
+        X_solver = _column_major(data.X)  # one copy for all the one-vs-rest problems
 
-        def fold_loss(train: np.ndarray, test: np.ndarray):
-            total = np.zeros(alphas.shape[0])
-            failures = []
-            w_test = held_out_weights(sw, test)
-            X_train = _column_major(X[train])
-            for target in targets:
-                sw_train = None if sw is None else sw[train]
-                if (sw_train is None and np.unique(target[train]).shape[0] < 2) or (
-                    sw_train is not None and not _both_classes(target[train], sw_train)
-                ):
-                    raise ValueError(
-                        f"{owner}: a training fold holds a single class; use fewer folds "
-                        "(cv) or a stratified splitter."
+        def problems(rows):
+            if rows is None:
+                return [
+                    LogisticProblem(
+                        X_solver, t, sample_weight=sw, fit_intercept=self.fit_intercept, owner=owner
                     )
-                problem = LogisticProblem(
-                    X_train,
-                    target[train],
-                    sample_weight=sw_train,
-                    fit_intercept=self.fit_intercept,
+                    for t in data.targets
+                ]
+            X_train = _column_major(data.X[rows])
+            a = np.full(rows.shape[0], 1.0 / rows.shape[0]) if sw is None else sw[rows]
+            found = []
+            for target in data.targets:
+                # Refused with or without an intercept: a fold of one class scores nothing.
+                positive_class_share(
+                    np,
+                    target[rows],
+                    a / a.sum(),
+                    owner=owner,
+                    context=" in every training fold (use fewer folds or a stratified splitter)",
                 )
-                path, fold_failures = solve_path(problem, alphas, LogisticPath, **options)
-                failures += fold_failures
-                scores = linear_predict(X[test], path.coefs.T, path.intercepts)
-                total += _mean_log_loss(target[test], scores, w_test)
-            return total, failures
+                found.append(
+                    LogisticProblem(
+                        X_train,
+                        target[rows],
+                        sample_weight=None if sw is None else sw[rows],
+                        fit_intercept=self.fit_intercept,
+                        owner=owner,
+                    )
+                )
+            return found
 
-        def full_path():
-            return [solve_path(problem, alphas, LogisticPath, **options) for problem in full]
+        return problems
 
-        loss, failures, paths = cross_validate(
-            [lambda tr=tr, te=te: fold_loss(tr, te) for tr, te in folds],
-            full_path,
-            self.n_jobs,
-            self.callback,
-        )
-        failures += [f for _, path_failures in paths for f in path_failures]
-        warn_path_failures(owner, failures, self.max_iter)
-        best, one_se = one_standard_error_alpha(alphas, loss)
-        self.classes_ = classes
-        self.alphas_ = alphas
-        self.loss_path_ = loss
-        self.alpha_ = float(alphas[best])
-        self.alpha_1se_ = float(alphas[one_se])
-        self.coef_path_ = np.stack([path.coefs for path, _ in paths])
-        self.intercept_path_ = np.stack([path.intercepts for path, _ in paths])
-        self.coef_ = self.coef_path_[:, :, best].copy()
-        self.intercept_ = self.intercept_path_[:, best].astype(X.dtype)
-        self.n_iter_ = np.array([path.n_iter[best] for path, _ in paths])
-        self.dual_gap_ = np.array([path.dual_gaps[best] for path, _ in paths])
-        return self
+    @staticmethod
+    def _held_out_error(target: np.ndarray, scores: np.ndarray, weights) -> np.ndarray:
+        """Held-out mean log-loss of each column of ``scores`` for one binary problem."""
+        return np.average(log1p_exp(np, -target[:, None] * scores), axis=0, weights=weights)

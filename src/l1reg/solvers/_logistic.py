@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ..datafits import positive_class_share
 from ._problem import Design, Problem, as_fortran, compiled, penalty_weights
 
 
@@ -21,7 +22,16 @@ class LogisticProblem(Problem):
 
     datafit = "logistic"
 
-    def __init__(self, X: Any, y: np.ndarray, *, sample_weight=None, fit_intercept=True) -> None:
+    def __init__(
+        self,
+        X: Any,
+        y: np.ndarray,
+        *,
+        sample_weight=None,
+        fit_intercept=True,
+        owner: str = "L1 logistic regression",
+        context: str = "",
+    ) -> None:
         super().__init__(X, fit_intercept)
         n, p = X.shape
         self.y = np.asarray(y, dtype=np.float64)
@@ -35,14 +45,9 @@ class LogisticProblem(Problem):
         compiled("common").weighted_column_norms2(*self.design.args, self.a, p, sq)
         self.curvature = 0.25 * sq
         self.features = np.flatnonzero(self.curvature > 0).astype(np.int64)
-        positive_share = float(self.a @ (self.y > 0))
         if fit_intercept:
-            if not 0.0 < positive_share < 1.0:
-                raise ValueError(
-                    "L1 logistic regression needs samples of both classes with positive weight; "
-                    f"got a positive-class weight share of {positive_share}."
-                )
-            self.b0 = float(np.log(positive_share / (1 - positive_share)))
+            share = positive_class_share(np, self.y, self.a, owner=owner, context=context)
+            self.b0 = float(np.log(share / (1 - share)))
         else:
             self.b0 = 0.0
         t = -self.y * self.b0

@@ -1,0 +1,138 @@
+"""Cases of the linear models: the estimators (checked in ``fit``), their methods, the paths."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+import l1reg
+from house import Case
+
+_LASSO = "l1reg.linear_model.lasso"
+_LOGISTIC = "l1reg.linear_model.logistic"
+# Where the work of a fit starts: building a solver problem, or solving one.
+_WORK = (
+    f"{_LASSO}:QuadraticProblem",
+    f"{_LASSO}:SharedGram",
+    f"{_LASSO}:quadratic_problem",
+    f"{_LASSO}:solve",
+    f"{_LOGISTIC}:LogisticProblem",
+    f"{_LOGISTIC}:solve",
+    "l1reg.linear_model._base:solve",
+)
+_DATA = ("X", "y", "sample_weight")  # errors name what is wrong with them (sklearn's wording)
+
+
+def _X() -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(12, 3))
+
+
+def _y(kind: str) -> np.ndarray:
+    X = _X()
+    score = X @ [1.0, -2.0, 0.0]
+    return score if kind == "regression" else (score > 0).astype(int)
+
+
+def _fit_args(kind: str) -> dict:
+    return {"X": _X(), "y": _y(kind), "sample_weight": None}
+
+
+def _fit(cls, kind: str):
+    return lambda args: cls(**args).fit(_X(), _y(kind))
+
+
+def _method(name: str):
+    def call(args: dict):
+        args = dict(args)
+        return getattr(args.pop("self"), name)(**args)
+
+    return call
+
+
+_SINGLE = {
+    "alpha": 0.05,
+    "fit_intercept": True,
+    "max_iter": 100,
+    "tol": 1e-4,
+    "warm_start": False,
+    "positive": False,
+    "weights": None,
+}
+_PATH = {
+    "alphas": 3,
+    "eps": 1e-2,
+    "fit_intercept": True,
+    "weights": None,
+    "positive": False,
+    "tol": 1e-4,
+    "max_iter": 100,
+}
+_CV = {**_PATH, "cv": 3, "n_jobs": None, "callback": None}
+
+_ESTIMATORS = [
+    ("Lasso", l1reg.Lasso, "regression", _SINGLE),
+    ("L1LogisticRegression", l1reg.L1LogisticRegression, "classification", _SINGLE),
+    ("LassoCV", l1reg.LassoCV, "regression", {**_CV, "precompute": "auto"}),
+    ("L1LogisticRegressionCV", l1reg.L1LogisticRegressionCV, "classification", _CV),
+]
+_PREDICTS = {
+    "regression": ("predict",),
+    "classification": ("decision_function", "predict_proba", "predict_log_proba", "predict"),
+}
+
+
+_FITTED: dict = {}
+
+
+def _fitted(cls, kind: str):
+    """A fresh copy of a fitted estimator (fitted once, before the test patches the work)."""
+    if cls not in _FITTED:
+        _FITTED[cls] = cls().fit(_X(), _y(kind))
+    return lambda: copy.deepcopy(_FITTED[cls])
+
+
+CASES = []
+for name, cls, kind, params in _ESTIMATORS:
+    fitted = _fitted(cls, kind)
+    CASES += [
+        Case(
+            f"l1reg.{name}",
+            lambda params=params: dict(params),
+            call=_fit(cls, kind),
+            work=_WORK,
+        ),
+        Case(
+            f"l1reg.{name}.fit",
+            # a fitted estimator, so that a failed refit must leave its fitted attributes
+            lambda fitted=fitted, kind=kind: {"self": fitted(), **_fit_args(kind)},
+            call=_method("fit"),
+            work=_WORK,
+            arrays=_DATA,
+        ),
+    ]
+    for method in _PREDICTS[kind]:
+        CASES.append(
+            Case(
+                f"l1reg.{name}.{method}",
+                lambda fitted=fitted: {"self": fitted(), "X": _X()},
+                call=_method(method),
+                work=(f"{_LASSO}:linear_predict", f"{_LOGISTIC}:linear_predict"),
+                arrays=("X",),
+            )
+        )
+
+CASES += [
+    Case(
+        "l1reg.lasso_path",
+        lambda: {**_PATH, **_fit_args("regression"), "coef_init": None, "precompute": "auto"},
+        work=(*_WORK, f"{_LASSO}:solve_path"),
+        arrays=_DATA,
+    ),
+    Case(
+        "l1reg.l1_logistic_path",
+        lambda: {**_PATH, **_fit_args("classification")},
+        work=(*_WORK, f"{_LOGISTIC}:solve_path"),
+        arrays=_DATA,
+    ),
+]
