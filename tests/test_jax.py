@@ -457,3 +457,31 @@ def test_bad_relax_after(owner, bad, error):
     message = str(raised.value)
     assert f"The 'relax_after' parameter of {owner} must be" in message
     assert f"Got {bad!r} instead." in message
+
+
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [
+        ("b1", 1.0),
+        ("b1", -0.1),
+        ("b2", 1.5),
+        ("b2", math.nan),
+        ("eps", -1.0),
+        ("eps", math.nan),
+        ("eps", math.inf),
+    ],
+)
+def test_adam_l1_refuses_bad_adam_parameters(name, bad):
+    with pytest.raises(ValueError, match=rf"The '{name}' parameter of adam_l1 .* Got {bad}"):
+        lj.adam_l1(1e-3, 0.01, **{name: bad})
+
+
+@pytest.mark.parametrize("bad", ["abc", 1.5, {"w": "yes"}])
+def test_a_mask_that_is_not_a_tree_of_bools_is_refused(bad):
+    for make in (
+        lambda: lj.prox_l1(0.1, 0.1, mask=bad),
+        lambda: lj.prox_group_l1(0.1, 0.1, axis=1, mask=bad),
+        lambda: lj.adam_l1(0.1, 0.1, mask=bad),
+    ):
+        with pytest.raises(ValueError, match="The 'mask' parameter of"):
+            make()

@@ -754,3 +754,62 @@ def test_other_backend(other):
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+
+
+_STATE_OPTIMIZERS = [
+    ("SGD", {}),
+    ("Adam", {}),
+    ("Adam", {"amsgrad": True}),
+    ("AdamW", {}),
+    ("Nadam", {}),
+    ("Adamax", {}),
+    ("Adagrad", {}),
+    ("RMSprop", {}),
+    ("RMSprop", {"centered": True}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), _STATE_OPTIMIZERS)
+def test_each_private_optimizer_state_accessor_on_this_backend(name, options):
+    from l1reg.keras import _optimizer_state as state
+
+    optimizer = getattr(keras.optimizers, name)(learning_rate=0.1, **options)
+    variables = [keras.Variable(np.ones((2, 3), "float32")), keras.Variable(np.ones(3, "float32"))]
+    optimizer.build(variables)
+    where = f"Keras {keras.__version__} {name}{options} on {BACKEND}"
+
+    def read(accessor, *args):
+        try:
+            return accessor(*args)
+        except AttributeError as error:
+            pytest.fail(
+                f"{where}: l1reg.keras._optimizer_state.{accessor.__name__} reads a "
+                f"private attribute Keras no longer has: {error}"
+            )
+
+    spec = read(state.metric_slots, optimizer)
+    assert (spec is None) == (name == "SGD")
+    index = read(state.variable_index, optimizer, variables[1])
+    assert index == 1
+    if spec is not None:
+        slots, metric_of = spec
+        assert slots and all(len(slot) == len(variables) for slot in slots)
+        values = [ops.convert_to_tensor(slot[index].value) for slot in slots]
+        assert tuple(metric_of(values, 1.0, ops.sqrt).shape) == (3,)
+    assert float(read(state.learning_rate_setting, optimizer)) == pytest.approx(0.1)
+    rate = read(state.current_learning_rate, optimizer)
+    rate = rate() if callable(rate) else rate
+    assert float(ops.convert_to_numpy(rate)) == pytest.approx(0.1)
+    for method in ("apply", "stateless_apply"):
+        original = getattr(optimizer, method)
+        read(state.wrap_method, optimizer, method, lambda f: "wrapped")
+        assert getattr(optimizer, method) == "wrapped"
+        read(state.restore_method, optimizer, method)
+        assert getattr(optimizer, method) == original
+
+
+def test_proximal_l1_refuses_a_model_or_optimizer_of_another_kind():
+    with pytest.raises(TypeError, match="Received: model='abc'"):
+        lk.ProximalL1("abc")
+    with pytest.raises(TypeError, match="Received: optimizer='adam'"):
+        lk.ProximalL1(optimizer="adam")

@@ -38,10 +38,20 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from ._validation import check_non_negative_number, invalid_parameter
-from .prox import soft_threshold
+from ._validation import Callable as CallableValue
+from ._validation import (
+    Constraint,
+    Interval,
+    NoneValue,
+    NonNegativeFloat,
+    check_non_negative_number,
+    declare_params,
+    invalid_parameter,
+)
+from .prox import group_shrink_factor, metric_group_factor, soft_threshold
 
 __all__ = ["AdamL1State", "ProxL1State", "adam_l1", "prox_group_l1", "prox_l1"]
 
@@ -74,6 +84,49 @@ class AdamL1State(NamedTuple):
 
     adam: optax.ScaleByAdamState
     support: Any
+
+
+class _BoolTree(Constraint):
+    """A pytree (dict, list, tuple...) whose leaves are all booleans: an ``optax.masked`` mask."""
+
+    text = "a pytree of bools like the params"
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, (str, bytes)) or callable(value):
+            return False
+        leaves = jax.tree.leaves(value)
+        return all(
+            isinstance(leaf, (bool, np.bool_))
+            or np.dtype(getattr(leaf, "dtype", object)) == np.bool_
+            for leaf in leaves
+        )
+
+    def invalid_examples(self, valid: Any) -> list:
+        return ["abc", 1, 1.5, {"w": "yes"}, [0.5]]
+
+
+class _Axes(Constraint):
+    """A non-empty tuple (or list) of ints: the group axes."""
+
+    text = "a non-empty tuple of ints"
+
+    def accepts(self, value: Any) -> bool:
+        return (
+            isinstance(value, (tuple, list))
+            and bool(value)
+            and all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in value)
+        )
+
+    def invalid_examples(self, valid: Any) -> list:
+        return ["abc", (), (0, "a"), [1.5]]
+
+
+_LAMBDA = [NonNegativeFloat()]
+_LEARNING_RATE = [NonNegativeFloat(), CallableValue()]
+_MASK = [NoneValue(), CallableValue(), _BoolTree()]
+_RELAX_AFTER = [NoneValue(), Interval(numbers.Integral, 0, None)]
+_AXIS = [Interval(numbers.Integral, None, None), _Axes()]
+_BETA = [Interval(numbers.Real, 0, 1, "left")]
 
 
 def _check_learning_rate(learning_rate: Any, owner: str) -> Any:
@@ -121,62 +174,27 @@ def _group_axes(shape: tuple[int, ...], axes: tuple[int, ...], owner: str) -> tu
     return tuple(sorted({a % ndim for a in axes}))
 
 
-# Newton steps of the group prox in a diagonal metric (see _group_prox): from its start, the
-# relative error of the norm is below 1e-6 after 5 even with D spread over six decades in a group.
-_NEWTON_STEPS = 5
-
-
 def _group_prox(z: jax.Array, threshold: Any, axes: tuple[int, ...], metric: Any = None) -> Any:
     r"""The prox of ``t sqrt|g| ||x_g||`` summed over the groups of ``z`` (norms along ``axes``).
 
-    Without ``metric``: block soft-thresholding, ``z_g max(1 - t sqrt|g| / ||z_g||, 0)``.
-
-    With the diagonal metric ``D`` of an adaptive optimizer, each group solves exactly
-
-    .. math:: \min_x \tfrac12 \|x - z\|_D^2 + \tau \|x\|_2, \qquad \tau = t\sqrt{|g|},
-
-    whose solution (the same in ``l1reg.torch`` and ``l1reg.keras``) is
-
-    - ``x = 0`` iff ``||D z|| <= tau`` (the optimality condition: the data gradient ``D (w - z)``
-      of a zero group is within ``tau`` of 0);
-    - otherwise ``x_i = z_i s / (s + c_i)`` with ``c_i = tau / D_i`` and ``s = ||x|| > 0`` the root
-      of ``sum_i z_i^2 / (s + c_i)^2 = 1``.
-
-    ``H(s) = (sum_i z_i^2 / (s + c_i)^2)^(-1/2)`` is increasing and concave (the secular function
-    of trust-region methods), so Newton's method on ``H(s) = 1`` from below stays below the root
-    and converges to it; it starts at ``s0 = ||z|| - sum_i z_i^2 c_i / ||z||^2``, a lower bound by
-    Jensen's inequality and the root itself when ``D`` is constant on the group (then this is
-    block soft-thresholding with the threshold ``tau / D``). A Newton step is
-    ``s += (sqrt(G) - 1) G / G'`` with ``G = sum q_i^2``, ``G' = sum q_i^2 / (s + c_i)``,
-    ``q_i = z_i / (s + c_i)``.
+    Without ``metric``: block soft-thresholding, ``z_g max(1 - t sqrt|g| / ||z_g||, 0)``
+    (:func:`l1reg.prox.group_shrink_factor`). With the diagonal metric ``D`` of an adaptive
+    optimizer, the exact prox of each group in ``D`` (:func:`l1reg.prox.metric_group_factor`).
     """
     scale = math.sqrt(math.prod(z.shape[a] for a in axes))
     squares = jnp.sum(z * z, axis=axes, keepdims=True)
     group_threshold = threshold * scale
     if metric is None:
-        norms = jnp.sqrt(squares)
-        keep = norms > group_threshold
-        factor = jnp.where(keep, 1 - group_threshold / jnp.where(keep, norms, 1), 0)
-        return z * factor
-    # (D = 0, a coordinate without any gradient under eps = 0, gives tau / D huge and x_i ~ 0.)
-    metric = jnp.maximum(metric, jnp.finfo(z.dtype).tiny)
-    weighted = metric * z
-    keep = (jnp.sum(weighted * weighted, axis=axes, keepdims=True) > group_threshold**2) & (
-        group_threshold > 0
+        return z * group_shrink_factor(jnp, jnp.sqrt(squares), group_threshold)
+    factor = metric_group_factor(
+        jnp,
+        z,
+        metric,
+        group_threshold,
+        lambda values: jnp.sum(values, axis=axes, keepdims=True),
+        squares=squares,
     )
-    c = jnp.where(group_threshold > 0, group_threshold, 1) / metric
-    safe_squares = jnp.where(keep, squares, 1)
-    s = jnp.sqrt(safe_squares) - jnp.sum(z * z * c, axis=axes, keepdims=True) / safe_squares
-    s = jnp.maximum(s, 0)
-    z_kept = jnp.where(keep, z, 1)  # finite Newton steps on the zeroed groups (s unused there)
-    for _ in range(_NEWTON_STEPS):
-        a = s + c
-        q2 = jnp.square(z_kept / a)
-        g = jnp.sum(q2, axis=axes, keepdims=True)
-        slope = jnp.sum(q2 / a, axis=axes, keepdims=True)
-        s = jnp.maximum(s + (jnp.sqrt(g) - 1) * g / slope, 0)
-    shrunk = z * (s / (s + c))
-    return jnp.where(keep, shrunk, jnp.where(group_threshold > 0, 0, z))
+    return z * factor
 
 
 def _learning_rate_at(learning_rate: Any, count: jax.Array) -> Any:
@@ -271,6 +289,13 @@ def _masked(transformation: optax.GradientTransformation, mask: Any) -> Any:
     return transformation if mask is None else optax.masked(transformation, mask)
 
 
+@declare_params(
+    "prox_l1",
+    lambda_reg=_LAMBDA,
+    learning_rate=_LEARNING_RATE,
+    mask=_MASK,
+    relax_after=_RELAX_AFTER,
+)
 def prox_l1(
     lambda_reg: float,
     learning_rate: float | Callable[[Any], Any],
@@ -316,6 +341,14 @@ def prox_l1(
     return _masked(transformation, mask)
 
 
+@declare_params(
+    "prox_group_l1",
+    lambda_reg=_LAMBDA,
+    learning_rate=_LEARNING_RATE,
+    axis=_AXIS,
+    mask=_MASK,
+    relax_after=_RELAX_AFTER,
+)
 def prox_group_l1(
     lambda_reg: float,
     learning_rate: float | Callable[[Any], Any],
@@ -354,6 +387,17 @@ def prox_group_l1(
     return _masked(transformation, mask)
 
 
+@declare_params(
+    "adam_l1",
+    learning_rate=_LEARNING_RATE,
+    lambda_reg=_LAMBDA,
+    b1=_BETA,
+    b2=_BETA,
+    eps=[NonNegativeFloat()],
+    axis=[NoneValue(), *_AXIS],
+    mask=_MASK,
+    relax_after=_RELAX_AFTER,
+)
 def adam_l1(
     learning_rate: float | Callable[[Any], Any],
     lambda_reg: float = 0.01,
@@ -413,6 +457,7 @@ def adam_l1(
     lam = check_non_negative_number(lambda_reg, "lambda_reg", owner)
     axes = None if axis is None else _check_axis(axis, owner)
     relax_after = _check_relax_after(relax_after, owner)
+    b1, b2, eps = float(b1), float(b2), float(eps)
     adam = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
 
     def penalized_leaves(params: Any) -> Any:

@@ -57,18 +57,11 @@ PENDING = frozenset(
         "l1reg.torch.prune",
         "l1reg.torch.selected_features",
         "l1reg.torch.sparsity",
-        "l1reg.keras.L1",
         "l1reg.keras.L1.value",
         "l1reg.keras.L1.prox",
-        "l1reg.keras.GroupL1",
         "l1reg.keras.GroupL1.value",
         "l1reg.keras.GroupL1.prox",
-        "l1reg.keras.ProximalL1",
         "l1reg.keras.ProximalL1.stateless_step",
-        "l1reg.keras.sparsity",
-        "l1reg.jax.adam_l1",
-        "l1reg.jax.prox_group_l1",
-        "l1reg.jax.prox_l1",
     )
 )
 

@@ -1,31 +1,4 @@
-r"""Keras 3 adapter of l1reg: L1 regularizers that give exact zeros, on every Keras backend.
-
-Importing this module imports Keras, which needs a backend. Without ``KERAS_BACKEND`` Keras picks
-TensorFlow; where TensorFlow is not installed this module says so and stops (it never sets
-``KERAS_BACKEND`` for you: the backend is fixed for the whole process).
-
-- :class:`L1` and :class:`GroupL1` are ``kernel_regularizer``\ s, serializable (a ``.keras`` file
-  that uses them loads back with no ``custom_objects`` once ``l1reg.keras`` is imported).
-- :class:`ProximalL1` is a callback: after each optimizer step it applies the proximal step of
-  every :class:`L1` / :class:`GroupL1` on the model's weights, which is what makes exact zeros.
-  While it does, those regularizers leave the loss (prox or loss, never both). With
-  ``relax_after`` it is the relaxed lasso: select for that many epochs, then refit the selected
-  weights without shrinkage, their zeros held at exactly zero.
-- :func:`sparsity` is the per-weight report, the same table as ``l1reg.torch.sparsity``.
-
-Typical use, the textbook model with exact zeros::
-
-    import l1reg.keras
-
-    model = keras.Sequential([
-        keras.Input((10,)),
-        keras.layers.Dense(64, activation="relu", kernel_regularizer=l1reg.keras.L1(0.01)),
-        keras.layers.Dense(3, activation="softmax"),
-    ])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=4, callbacks=[l1reg.keras.ProximalL1()])
-    print(l1reg.keras.sparsity(model))
-"""
+"""The Keras callback of l1reg: :class:`ProximalL1`, the proximal step after each update."""
 
 from __future__ import annotations
 
@@ -33,298 +6,27 @@ import contextlib
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-try:
-    import keras
-except ModuleNotFoundError as error:  # Keras fell back on TensorFlow, which is not installed
-    if not (error.name or "").startswith("tensorflow"):
-        raise
-    raise ImportError(
-        "l1reg.keras needs a Keras backend. Keras chose the TensorFlow backend (the default when "
-        "the KERAS_BACKEND environment variable is unset), but TensorFlow is not installed. Set "
-        "KERAS_BACKEND=torch or KERAS_BACKEND=jax before Python starts (or before the first "
-        "`import keras`), or install TensorFlow."
-    ) from error
-
-import numpy as np
+import keras
 from keras import ops
 
-from .report import SparsityReport, sparsity_report
+from .._validation import Instance, Interval, NoneValue, Options, check_params
+from ..prox import group_shrink_factor, metric_group_factor
+from . import _optimizer_state
+from ._regularizers import (
+    _LOW_PRECISION,
+    GroupL1,
+    _check_relax_after,
+    _invalid,
+    _owned_weights,
+    _ProximalRegularizer,
+    _wording,
+)
 
-__all__ = ["L1", "GroupL1", "ProximalL1", "sparsity"]
-
-# Arrays of more values than this are summed block by block (as l1reg.l1_regularization does), so
-# that no float32 running sum covers more than _BLOCK terms.
-_BLOCK = 4096
-_LOW_PRECISION = ("float16", "bfloat16")
 _METRICS = ("optimizer", "plain")
-# Newton steps of the group prox in the optimizer's metric (from its lower-bound start, the relative
-# error of the group norm is below 1e-6 after 5, even with D spread over six decades in a group).
-_NEWTON_STEPS = 5
-
-
-def _invalid(name: str, expected: str, value: object) -> str:
-    """Keras's wording: ``Invalid value for argument l1: expected ... Received: l1=-1``."""
-    return f"Invalid value for argument {name}: expected {expected}. Received: {name}={value!r}"
-
-
-def _check_l1(value: object) -> float:
-    expected = "a non-negative float"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(_invalid("l1", expected, value))
-    as_float = float(value)
-    if not math.isfinite(as_float) or as_float < 0:
-        raise ValueError(_invalid("l1", expected, value))
-    return as_float
-
-
-def _check_relax_after(value: object) -> int | None:
-    if value is None:
-        return None
-    expected = "None or a non-negative int (a number of epochs)"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(_invalid("relax_after", expected, value))
-    if value < 0:
-        raise ValueError(_invalid("relax_after", expected, value))
-    return int(value)
-
-
-def _check_axis(axis: object) -> int | tuple[int, ...]:
-    def is_int(a: object) -> bool:
-        return isinstance(a, numbers.Integral) and not isinstance(a, bool)
-
-    if is_int(axis):
-        return int(axis)
-    if isinstance(axis, (tuple, list)) and axis and all(is_int(a) for a in axis):
-        return tuple(int(a) for a in axis)
-    raise TypeError(_invalid("axis", "an int or a non-empty tuple of ints", axis))
-
-
-def _accumulation_dtype(dtype: Any) -> str:
-    dtype = keras.backend.standardize_dtype(dtype)
-    if dtype in _LOW_PRECISION:
-        return "float32"
-    if "float" in dtype:
-        return dtype
-    return keras.config.floatx()
-
-
-def _sum(x: Any) -> Any:
-    """Sum of all values of ``x``, blocked so that no running sum covers more than _BLOCK values.
-
-    Up to _BLOCK values it is ``ops.sum(x)``, the very sum of ``keras.regularizers.L1``.
-    """
-    n = math.prod(x.shape) if all(d is not None for d in x.shape) else None
-    if n is None or n <= _BLOCK:
-        return ops.sum(x)
-    flat = ops.reshape(x, (-1,))
-    head = (n // _BLOCK) * _BLOCK
-    total = _sum(ops.sum(ops.reshape(flat[:head], (-1, _BLOCK)), axis=1))
-    return total + ops.sum(flat[head:]) if head < n else total
-
-
-class _ProximalRegularizer(keras.regularizers.Regularizer):
-    """The part :class:`L1` and :class:`GroupL1` share: ``l1``, configs and prox ownership.
-
-    While a :class:`ProximalL1` applies this regularizer's proximal step, it *owns* it and calling
-    the regularizer returns 0: the penalty is in the prox, not in the loss (it must not be in both).
-    """
-
-    def __init__(self, l1: float = 0.01) -> None:
-        self.l1 = _check_l1(l1)
-        self._owners: set[int] = set()
-
-    @property
-    def applied_by_prox(self) -> bool:
-        """True while a :class:`ProximalL1` applies this penalty (then ``__call__`` returns 0)."""
-        return bool(self._owners)
-
-    def __call__(self, x: Any) -> Any:
-        if self._owners:
-            return ops.zeros((), dtype=_accumulation_dtype(x.dtype))
-        return self.value(x)
-
-    def value(self, x: Any) -> Any:
-        """The penalty of ``x``, whether or not a :class:`ProximalL1` owns this regularizer."""
-        raise NotImplementedError
-
-    def prox(self, x: Any, threshold: Any, metric: Any = None) -> Any:
-        """The proximal step of ``threshold / l1 * penalty`` on ``x`` (threshold = lr * l1).
-
-        ``metric`` (a tensor like ``x``, or None for the identity) is the diagonal metric ``D`` of
-        an adaptive optimizer: the prox minimises ``||w - x||_D^2 / (2 lr) + penalty(w)``.
-        """
-        raise NotImplementedError
-
-    def get_config(self) -> dict[str, Any]:
-        return {"l1": self.l1}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.get_config() == self.get_config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, repr(self.get_config())))
-
-
-@keras.saving.register_keras_serializable(package="l1reg")
-class L1(_ProximalRegularizer):
-    r"""The L1 penalty :math:`\ell_1 \sum_i |w_i|`, a drop-in for ``keras.regularizers.L1``.
-
-    It has Keras's values on float32 weights; float16/bfloat16 weights are summed in float32, and
-    its gradient at 0 is 0 on every backend. Under :class:`ProximalL1` it gives exact zeros.
-
-    Args:
-        l1: the regularization factor, a finite float >= 0.
-
-    >>> Dense(64, kernel_regularizer=l1reg.keras.L1(0.01))  # doctest: +SKIP
-    """
-
-    def value(self, x: Any) -> Any:
-        x = ops.convert_to_tensor(x)
-        dtype = _accumulation_dtype(x.dtype)
-        if keras.backend.standardize_dtype(x.dtype) != dtype:
-            x = ops.cast(x, dtype)
-        # x * sign(x) is |x| with the gradient sign(x), which is 0 at 0 (jax's abs has 1 there).
-        return ops.cast(self.l1, dtype) * _sum(x * ops.sign(x))
-
-    def prox(self, x: Any, threshold: Any, metric: Any = None) -> Any:
-        if metric is not None:
-            threshold = threshold / metric
-        # x - clip(x, -t, t): sign(x) * max(|x| - t, 0) with an exact zero where |x| <= t.
-        return x - ops.minimum(ops.maximum(x, -threshold), threshold)
-
-
-@keras.saving.register_keras_serializable(package="l1reg")
-class GroupL1(_ProximalRegularizer):
-    r"""The group L1 (L2,1) penalty :math:`\ell_1 \sum_g \sqrt{|g|}\, \|w_g\|_2`.
-
-    The L2 norm is taken along ``axis``, so each group is a slice with the other indices fixed. On
-    a ``Dense`` kernel (inputs x units) ``axis=1`` makes one group per input feature (feature
-    selection: under :class:`ProximalL1` whole input rows become exactly zero) and ``axis=0`` one
-    group per unit (pruning). On a ``Conv2D`` kernel (h x w x in x out), ``axis=(0, 1, 3)`` groups
-    by input channel and ``axis=(0, 1, 2)`` by filter.
-
-    Args:
-        l1: the regularization factor, a finite float >= 0.
-        axis: an int or a tuple of ints, the axes of each group.
-    """
-
-    def __init__(self, l1: float = 0.01, axis: int | Sequence[int] = 1) -> None:
-        super().__init__(l1)
-        self.axis = _check_axis(axis)
-
-    def get_config(self) -> dict[str, Any]:
-        axis = self.axis if isinstance(self.axis, int) else list(self.axis)
-        return {"l1": self.l1, "axis": axis}
-
-    def _axes(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        axes = (self.axis,) if isinstance(self.axis, int) else self.axis
-        ndim = len(shape)
-        if any(not -ndim <= a < ndim for a in axes):
-            raise ValueError(
-                f"Invalid value for argument axis: expected an axis of the weight, which has shape "
-                f"{tuple(shape)}. Received: axis={self.axis!r}"
-            )
-        return tuple(sorted({a % ndim for a in axes}))
-
-    def _squared_norms(self, x: Any, axes: tuple[int, ...]) -> Any:
-        if keras.backend.standardize_dtype(x.dtype) in _LOW_PRECISION:
-            x = ops.cast(x, "float32")
-        return ops.sum(x * x, axis=axes, keepdims=True)
-
-    def value(self, x: Any) -> Any:
-        x = ops.convert_to_tensor(x)
-        axes = self._axes(tuple(x.shape))
-        if "float" not in keras.backend.standardize_dtype(x.dtype):
-            x = ops.cast(x, keras.config.floatx())
-        squares = self._squared_norms(x, axes)
-        # sqrt has no derivative at 0: routing empty groups around it makes their gradient 0.
-        positive = squares > 0
-        norms = ops.where(positive, ops.sqrt(ops.where(positive, squares, 1)), 0)
-        scale = math.sqrt(math.prod(x.shape[a] for a in axes))
-        return ops.cast(self.l1 * scale, norms.dtype) * _sum(norms)
-
-    def prox(self, x: Any, threshold: Any, metric: Any = None) -> Any:
-        axes = self._axes(tuple(x.shape))
-        scale = math.sqrt(math.prod(x.shape[a] for a in axes))
-        squares = self._squared_norms(x, axes)
-        group_threshold = ops.cast(threshold * scale, squares.dtype)
-        if metric is None:
-            norms = ops.sqrt(squares)
-            keep = norms > group_threshold
-            factor = ops.where(keep, 1 - group_threshold / ops.where(keep, norms, 1), 0)
-            return x * ops.cast(factor, x.dtype)
-        # The exact prox in the metric diag(D) (see ProximalL1): zero iff ||D z|| <= tau, else
-        # x_i = z_i s / (s + tau / D_i) with s = ||x|| found by Newton's method.
-        z = ops.cast(x, squares.dtype)
-        # (D = 0, a coordinate without any gradient under eps = 0, gives tau / D huge and x_i ~ 0.)
-        tiny = float(np.finfo(keras.backend.standardize_dtype(squares.dtype)).tiny)
-        metric = ops.maximum(ops.cast(metric, squares.dtype), tiny)
-        positive = group_threshold > 0
-        weighted = metric * z
-        keep = ops.logical_and(
-            ops.sum(weighted * weighted, axis=axes, keepdims=True) > group_threshold**2, positive
-        )
-        c = ops.where(positive, group_threshold, 1) / metric
-        safe_squares = ops.where(keep, squares, 1)
-        s = ops.sqrt(safe_squares) - ops.sum(z * z * c, axis=axes, keepdims=True) / safe_squares
-        s = ops.maximum(s, 0)
-        for _ in range(_NEWTON_STEPS):
-            a = s + c
-            q2 = ops.square(z / a)
-            g = ops.where(keep, ops.sum(q2, axis=axes, keepdims=True), 1)
-            slope = ops.where(keep, ops.sum(q2 / a, axis=axes, keepdims=True), 1)
-            s = ops.maximum(s + (ops.sqrt(g) - 1) * g / slope, 0)
-        new = ops.where(keep, z * (s / (s + c)), ops.where(positive, 0, z))
-        return ops.cast(new, x.dtype)
-
-
-def _owned_weights(layer: Any) -> list[tuple[Any, _ProximalRegularizer]]:
-    """(variable, regularizer) for every trainable weight that carries an l1reg regularizer."""
-    return [
-        (variable, variable.regularizer)
-        for variable in layer.trainable_weights
-        if isinstance(getattr(variable, "regularizer", None), _ProximalRegularizer)
-    ]
-
-
-def _optimizer_metric(optimizer: Any) -> tuple[list[list[Any]], Any] | None:
-    """The diagonal metric ``D`` in which ``optimizer`` steps, or None for the plain one (SGD).
-
-    Returns (for each kind of slot the metric needs, the optimizer's list of those slots, indexed
-    like its variables; a function ``(slots, iterations, sqrt) -> D``). Keras's Adam step is
-    ``lr * m_hat / D`` with ``D = sqrt(v_hat) + eps``; the others likewise with their denominator.
-    """
-    optimizers = keras.optimizers
-    epsilon = float(getattr(optimizer, "epsilon", 0.0) or 0.0)
-    if isinstance(optimizer, (optimizers.Adam, optimizers.Nadam)):  # AdamW is an Adam
-        beta_2 = float(optimizer.beta_2)
-        second = (
-            optimizer._velocity_hats
-            if getattr(optimizer, "amsgrad", False)
-            else optimizer._velocities
-        )
-
-        def adam(slots, iterations, sqrt):
-            return sqrt(slots[0] / (1 - beta_2**iterations)) + epsilon
-
-        return [second], adam
-    if isinstance(optimizer, optimizers.Adamax):
-        return [optimizer._u], lambda slots, iterations, sqrt: slots[0] + epsilon
-    if isinstance(optimizer, optimizers.Adagrad):
-        return [optimizer._accumulators], lambda slots, iterations, sqrt: sqrt(slots[0] + epsilon)
-    if isinstance(optimizer, optimizers.RMSprop):
-        if optimizer.centered:
-            return [optimizer._velocities, optimizer._average_gradients], (
-                lambda slots, iterations, sqrt: sqrt(slots[0] - slots[1] * slots[1] + epsilon)
-            )
-        return [optimizer._velocities], lambda slots, iterations, sqrt: sqrt(slots[0] + epsilon)
-    return None
+_EPOCHS = Interval(numbers.Integral, 0, None, "left")
+_EPOCHS.text = "a non-negative int (a number of epochs)"
 
 
 class ProximalL1(keras.callbacks.Callback):
@@ -420,6 +122,16 @@ class ProximalL1(keras.callbacks.Callback):
             select before :meth:`relax` (0 keeps the zeros the weights have when training starts).
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "model": [NoneValue(), Instance("keras:Model", text="a Keras model")],
+        "optimizer": [
+            NoneValue(),
+            Instance("keras:optimizers.Optimizer", text="a Keras optimizer"),
+        ],
+        "metric": [Options(*_METRICS)],
+        "relax_after": [NoneValue(), _EPOCHS],
+    }
+
     def __init__(
         self,
         model: Any = None,
@@ -428,6 +140,13 @@ class ProximalL1(keras.callbacks.Callback):
         metric: str = "optimizer",
         relax_after: int | None = None,
     ) -> None:
+        values = {
+            "model": model,
+            "optimizer": optimizer,
+            "metric": metric,
+            "relax_after": relax_after,
+        }
+        check_params("ProximalL1", self._parameter_constraints, values, wording=_wording)
         super().__init__()
         if not isinstance(metric, str) or metric not in _METRICS:
             raise ValueError(_invalid("metric", "'optimizer' or 'plain'", metric))
@@ -511,7 +230,7 @@ class ProximalL1(keras.callbacks.Callback):
         self._attached = False
         if self._wrapped is not None:
             optimizer, name = self._wrapped
-            delattr(optimizer, name)  # the instance attribute; the method shows again
+            _optimizer_state.restore_method(optimizer, name)
             self._wrapped = None
         _retrace(self._model)
 
@@ -522,17 +241,19 @@ class ProximalL1(keras.callbacks.Callback):
         ``steps_per_execution > 1`` works. A LossScaleOptimizer calls this inner optimizer only
         for finite gradients, so a skipped step skips the prox too.
         """
-        original = optimizer.stateless_apply
         # (This class reads self._model, never self.model: on JAX, Callback.model writes the
         # training state back to the variables, which must not happen inside the traced step.)
 
-        def stateless_apply(optimizer_variables, grads, trainable_variables):
-            trainable, optimizer_variables = original(
-                optimizer_variables, grads, trainable_variables
-            )
-            return self.stateless_step(trainable, optimizer_variables), optimizer_variables
+        def make(original: Any) -> Any:
+            def stateless_apply(optimizer_variables, grads, trainable_variables):
+                trainable, optimizer_variables = original(
+                    optimizer_variables, grads, trainable_variables
+                )
+                return self.stateless_step(trainable, optimizer_variables), optimizer_variables
 
-        optimizer.stateless_apply = stateless_apply
+            return stateless_apply
+
+        _optimizer_state.wrap_method(optimizer, "stateless_apply", make)
         self._wrapped = (optimizer, "stateless_apply")
 
     def _wrap_apply(self, optimizer: Any) -> None:
@@ -541,14 +262,16 @@ class ProximalL1(keras.callbacks.Callback):
         The step then becomes part of the compiled train function, as on JAX: run from
         ``on_train_batch_end`` instead, its eager operations would cost more than the step itself.
         """
-        original = optimizer.apply
 
-        def apply(grads: Any, trainable_variables: Any = None) -> Any:
-            result = original(grads, trainable_variables)
-            self.step()
-            return result
+        def make(original: Any) -> Any:
+            def apply(grads: Any, trainable_variables: Any = None) -> Any:
+                result = original(grads, trainable_variables)
+                self.step()
+                return result
 
-        optimizer.apply = apply
+            return apply
+
+        _optimizer_state.wrap_method(optimizer, "apply", make)
         self._wrapped = (optimizer, "apply")
 
     def __enter__(self) -> ProximalL1:
@@ -630,14 +353,14 @@ class ProximalL1(keras.callbacks.Callback):
             )
         if self._support is not None:
             return self._projection_plan(self._support)
-        spec = _optimizer_metric(optimizer) if self.metric == "optimizer" else None
+        spec = _optimizer_state.metric_slots(optimizer) if self.metric == "optimizer" else None
         slot_variables = []
         if spec is not None:
             slots, metric_of = spec
             for variable, _ in self._weights:
-                index = optimizer._get_variable_index(variable)
+                index = _optimizer_state.variable_index(optimizer, variable)
                 slot_variables.append([slot[index] for slot in slots])
-        schedule = optimizer._learning_rate
+        schedule = _optimizer_state.learning_rate_setting(optimizer)
         is_schedule = isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule)
         regularizers = [regularizer for _, regularizer in self._weights]
 
@@ -717,7 +440,7 @@ class ProximalL1(keras.callbacks.Callback):
             self._plan = self._build_plan()
         run, slot_variables, is_schedule = self._plan
         optimizer = self.optimizer
-        learning_rate = 0.0 if is_schedule else optimizer._get_current_learning_rate()
+        learning_rate = 0.0 if is_schedule else _optimizer_state.current_learning_rate(optimizer)
         if isinstance(learning_rate, keras.Variable):
             learning_rate = learning_rate.value
         elif callable(learning_rate):
@@ -769,6 +492,7 @@ def _torch_proximal_(
 ) -> None:
     """The arithmetic of ``ProximalL1`` in torch, updating ``values`` in place (under no_grad)."""
     import torch
+    from array_api_compat import torch as xp
 
     low_precision = (torch.float16, torch.bfloat16)
     steps = iterations.to(torch.float32).clamp(min=1.0)
@@ -786,11 +510,19 @@ def _torch_proximal_(
             squares = (w * w).sum(dim=axes, keepdim=True)
             group_threshold = threshold * scale
             if metric is None:
-                norms = squares.sqrt_()
-                keep = norms > group_threshold
-                factor = torch.where(keep, 1 - group_threshold / torch.where(keep, norms, 1), 0)
+                factor = group_shrink_factor(torch, squares.sqrt_(), group_threshold)
             else:
-                factor = _torch_metric_group_factor(w, squares, metric, group_threshold, axes)
+                if not torch.is_tensor(group_threshold):
+                    group_threshold = torch.tensor(group_threshold, dtype=w.dtype, device=w.device)
+                factor = metric_group_factor(
+                    xp,
+                    w,
+                    metric,
+                    group_threshold,
+                    lambda values: values.sum(dim=axes, keepdim=True),  # noqa: B023
+                    squares=squares,
+                    early_exit=w.device.type == "cpu",
+                )
             w = w.mul_(factor) if w is value else w * factor
         else:
             t = threshold if metric is None else threshold / metric
@@ -798,39 +530,6 @@ def _torch_proximal_(
             w = w.sub_(shrink) if w is value else w - shrink
         if w is not value:
             value.copy_(w)
-
-
-def _torch_metric_group_factor(
-    w: Any, squares: Any, metric: Any, group_threshold: Any, axes: tuple[int, ...]
-) -> Any:
-    """``x / z`` of the exact group prox in the metric ``D`` (GroupL1.prox), in torch."""
-    import torch
-
-    if not torch.is_tensor(group_threshold):
-        if group_threshold <= 0:
-            return torch.ones_like(w)
-        group_threshold = torch.tensor(group_threshold, dtype=w.dtype, device=w.device)
-    positive = group_threshold > 0
-    metric = metric.clamp(min=torch.finfo(w.dtype).tiny)  # D = 0: tau / D huge, x_i ~ 0
-    weighted = metric * w
-    keep = ((weighted * weighted).sum(dim=axes, keepdim=True) > group_threshold**2) & positive
-    c = torch.where(positive, group_threshold, 1) / metric
-    safe_squares = torch.where(keep, squares, 1)
-    s = safe_squares.sqrt() - (w * w * c).sum(dim=axes, keepdim=True) / safe_squares
-    s.clamp_(min=0)
-    # Zeroed groups get z = 1: finite Newton steps there, and their s is not used.
-    z = torch.where(keep, w, 1)
-    for _ in range(_NEWTON_STEPS):
-        a = s + c
-        q2 = (z / a).square_()
-        g = q2.sum(dim=axes, keepdim=True)
-        slope = q2.div_(a).sum(dim=axes, keepdim=True)
-        step = g.sqrt().sub_(1).mul_(g).div_(slope)
-        s.add_(step).clamp_(min=0)
-        # On the CPU a converged s (quadratic convergence: what remains is ~ step^2) ends early.
-        if w.device.type == "cpu" and not bool((step.abs() > 1e-6 * s).logical_and_(keep).any()):
-            break
-    return torch.where(keep, s / (s + c), torch.where(positive, 0, 1).to(w.dtype))
 
 
 def _no_grad() -> contextlib.AbstractContextManager[Any]:
@@ -851,18 +550,3 @@ def _retrace(model: Any) -> None:
         model.make_train_function(force=True)
     if hasattr(model, "test_function"):
         model.test_function = None
-
-
-def sparsity(model: Any) -> SparsityReport:
-    """The sparsity report of a Keras model or layer: one row per trainable weight.
-
-    For kernels (... x inputs x units) it counts the inputs and units that keep a nonzero weight;
-    ``print(sparsity(model))`` shows the table, ``.to_dict()`` gives it as a dict.
-    """
-    if not hasattr(model, "trainable_weights"):
-        raise TypeError(_invalid("model", "a Keras model or layer", model))
-    named = [
-        (getattr(variable, "path", variable.name), ops.convert_to_numpy(variable.value))
-        for variable in model.trainable_weights
-    ]
-    return sparsity_report(named, input_axis=-2, output_axis=-1)
