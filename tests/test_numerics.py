@@ -37,6 +37,27 @@ def test_blocked_sum_of_float32_stays_accurate():
     assert abs(running - exact) / exact > 1e-5
 
 
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_accumulation_dtype_on_each_library(library):
+    # One rule for every adapter: half floats sum in float32, complex in its real dtype, integers
+    # in the default float, float32/float64 as they are (torch's finfo names the real dtype).
+    if library == "torch":
+        pytest.importorskip("torch")
+        import array_api_compat.torch as xp
+    else:
+        xp = np
+    rule = {
+        "float16": "float32",
+        "float32": "float32",
+        "float64": "float64",
+        "complex64": "float32",
+        "complex128": "float64",
+        "int32": "float64" if library == "numpy" else "float32",
+    }
+    for name, expected in rule.items():
+        assert _numerics.accumulation_dtype(xp, getattr(xp, name)) == getattr(xp, expected), name
+
+
 def test_numeric_dtypes():
     assert _numerics.is_numeric_dtype(np.dtype(np.int8))
     assert _numerics.is_numeric_dtype(np.dtype(np.complex64))

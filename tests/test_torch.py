@@ -20,13 +20,14 @@ from l1reg.torch import (  # noqa: E402
     L1Regularizer,
     ProximalL1,
     SelectInputs,
-    _proximal,
-    _threads,
+    _cpu,
+    _eager,
     l1_norm,
     prune,
     selected_features,
     sparsity,
 )
+from l1reg.torch._cpu import _threads  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -236,7 +237,8 @@ def test_compiled_loops_on_torchs_threads_match_one_thread(dtype, monkeypatch):
 _FORK_SCRIPT = """
 import os, signal, sys
 import torch
-from l1reg.torch import _threads, l1_norm
+from l1reg.torch import l1_norm
+from l1reg.torch._cpu import _threads
 
 _threads.MIN_PER_THREAD = 1
 torch.set_num_threads(2)
@@ -531,6 +533,44 @@ def test_adam_group_prox_is_the_exact_prox_in_adams_metric(device):
     assert np.all(got[1] == 0) and np.all(got[0] != 0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_compiled_group_prox_kernel_is_the_core_formula(dtype, axis):
+    # The compiled CPU loop stays separate for speed; it must give l1reg.prox.metric_group_factor's
+    # values (to rounding: float64 to 1e-12, float32, whose terms it takes in float32, to 1e-5).
+    from types import SimpleNamespace
+
+    from l1reg.prox import NEWTON_STEPS, metric_group_factor
+    from l1reg.torch._metric import Denominator
+
+    rng = np.random.default_rng(5)
+    shape = (7, 9, 5)
+    z = rng.standard_normal(shape)
+    z[:, :2] *= 0.01  # small groups along every axis: some go to zero
+    z[:2] *= 0.01
+    z[:, :, :2] *= 0.01
+    second = rng.random(shape) ** 4 * 1e-2  # D spread over several decades
+    scale, shift, threshold = 1.7, 1e-8, 0.02
+    axes = tuple(a for a in range(3) if a != axis)
+    size = math.prod(shape[a] for a in axes)
+    tau = threshold * math.sqrt(size)
+    d = scale * (np.sqrt(second) + shift)
+    factor = metric_group_factor(
+        np, z, d, tau, lambda v: v.sum(axis=axes, keepdims=True), early_exit=False
+    )
+    expected = z * factor
+    weight = torch.tensor(z, dtype=dtype)
+    metric = Denominator(torch.tensor(second, dtype=dtype), True, scale, shift)
+    item = SimpleNamespace(param=weight, group_axes=axes, group_size=size)
+    assert _cpu.group_proxes_([(item, threshold, metric)], NEWTON_STEPS) == []  # it took it
+    got = weight.numpy().astype(np.float64)
+    rtol = 1e-12 if dtype == torch.float64 else 1e-5
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * np.abs(z).max())
+    zero_groups = (expected == 0).all(axis=axes)
+    assert np.array_equal((got == 0).all(axis=axes), zero_groups)
+    assert 0 < zero_groups.sum() < shape[axis]
+
+
 @pytest.mark.parametrize("groups", ["input", "output"])
 def test_compiled_group_prox_matches_the_eager_one(groups):
     # On the CPU a contiguous float32/float64 weight goes through the compiled loop; the same
@@ -584,9 +624,9 @@ def test_compiled_metric_prox_matches_the_eager_one(make, dtype, monkeypatch):
     for compiled in (True, False):
         if not compiled:
             monkeypatch.setattr(
-                _proximal,
+                _cpu,
                 "_compiled_shrink_scaled_",
-                lambda rows: [_proximal._shrink_scaled_chunks_(*row) for row in rows],
+                lambda rows: [_cpu._shrink_scaled_chunks_(*row) for row in rows],
             )
         torch.manual_seed(12)
         model = nn.Linear(300, 200).to(dtype)  # 60 000 weights: a large tensor
@@ -610,11 +650,11 @@ def test_compiled_metric_prox_matches_the_eager_one(make, dtype, monkeypatch):
 @pytest.mark.parametrize("groups", ["input", "output"])
 def test_stacked_group_proxes_match_one_by_one(groups, device, monkeypatch):
     # The torch code of the group prox stacks weights of one shape (three 40 x 40 here), at most
-    # _STACK values at a time; one by one, or two and one, it gives the same values.
-    monkeypatch.setattr(_proximal, "_compiled_group_row", lambda *args: None)
+    # STACK values at a time; one by one, or two and one, it gives the same values.
+    monkeypatch.setattr(_cpu, "group_proxes_", lambda entries, steps: list(range(len(entries))))
     results = []
     for stack in (1 << 25, 3200, 1):
-        monkeypatch.setattr(_proximal, "_STACK", stack)
+        monkeypatch.setattr(_eager, "STACK", stack)
         torch.manual_seed(10)
         model = nn.Sequential(
             nn.Linear(30, 40), nn.Linear(40, 40), nn.Linear(40, 40), nn.Linear(40, 40)

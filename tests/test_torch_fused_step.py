@@ -13,7 +13,8 @@ torch = pytest.importorskip("torch")
 
 from torch import nn  # noqa: E402
 
-from l1reg.torch import L1Regularizer, ProximalL1, _fused_adam, _threads  # noqa: E402
+from l1reg.torch import L1Regularizer, ProximalL1  # noqa: E402
+from l1reg.torch._cpu import _fused_adam, _threads  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -74,7 +74,8 @@ def accumulation_dtype(xp: Any, dtype: Any) -> Any:
     if is_low_precision_float(dtype):
         return xp.float32
     if xp.isdtype(dtype, "complex floating"):
-        return xp.finfo(dtype).dtype
+        real = xp.finfo(dtype).dtype
+        return getattr(xp, real) if isinstance(real, str) else real  # (torch names it)
     if xp.isdtype(dtype, "real floating"):
         if xp.finfo(dtype).bits < 32:
             return xp.float32

@@ -12,12 +12,12 @@ backward kernel. Here the whole list is one custom autograd node:
   tensor is gathered (kernel launches cost more there than copies).
 - backward: ``sign(p) * grad`` with two multi-tensor (``torch._foreach_*``) calls, on the CPU per
   bucket of about 1 MiB, so that the multiplication finds the signs still in cache.
-- on the CPU, large contiguous float32/float64 tensors skip both: compiled loops
-  (:mod:`._cpu_kernels`) read each one once, forward and backward, on torch's own threads
-  (:mod:`._threads`). Small ones stay with ``cat``: a row of the compiled job costs about 1 us of
-  Python a tensor, more than their share of one ``cat``. The backward writes each gradient into
+- on the CPU, large contiguous float32/float64 tensors skip both: the compiled loops of
+  :mod:`._cpu` read each one once, forward and backward, on torch's own threads. Small ones
+  stay with ``cat``: a row of the compiled job costs about 1 us of Python a tensor, more than
+  their share of one ``cat``. The backward writes each gradient into
   the memory of that tensor's previous gradient once nothing holds it any more, instead of fresh
-  memory, whose page faults cost more than the pass (:func:`_gradient_memory`).
+  memory, whose page faults cost more than the pass (``_cpu.gradient_memory``).
 
 ``sum`` is used, never ``torch.norm(p, 1)`` / ``linalg.vector_norm``: on the CPU those keep one
 float32 running sum per thread and stop growing at 2**24, while ``sum`` reduces pairwise (cascade)
@@ -31,19 +31,19 @@ their local shards and the local sums are all-reduced over the mesh dimensions t
 
 from __future__ import annotations
 
-import functools
 import math
-import threading
 from collections.abc import Iterable, Sequence
 
-import numpy as np
+import array_api_compat.torch as xp
 import torch
-from torch.utils.weak import WeakIdKeyDictionary
 
+from .._numerics import BLOCK, accumulation_dtype
 from .._validation import invalid_parameter
-from . import _threads
+from . import _cpu
+from ._cpu import gradient_memory, scratch, viewable
+from ._distributed import PLAIN_TYPES, all_reduce_sum, is_dtensor, shard_groups
 
-__all__ = ["accumulation_dtype", "all_reduce_sum", "l1_norm"]
+__all__ = ["l1_norm"]
 
 # Elements in the scratch buffer of a CPU device: 1 MiB of float32 stays in the L2 cache of a core.
 # On CUDA, kernel launches cost more than memory, so the buffer is larger (at most 64 MiB).
@@ -52,34 +52,8 @@ _CUDA_SCRATCH = 1 << 24
 # On the CPU, tensors under this many elements are gathered with one cat per bucket; larger ones
 # get an abs kernel of their own (a cat would copy them once more).
 _CPU_SMALL = 1 << 14
-# Rows of this many values are summed first under torch.compile, so that no running float32 sum
-# in a generated kernel covers more than this many terms.
-_BLOCK = 4096
 # Elements per multi-tensor call in the backward pass: 1 MiB of float32 (a core's L2 cache).
 _BACKWARD_BUCKET = 1 << 18
-
-_local = threading.local()
-
-
-def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float16/bfloat16 sum in float32; complex in its real dtype; integers in the default dtype."""
-    if dtype.is_complex:
-        return torch.float64 if dtype == torch.complex128 else torch.float32
-    if dtype.is_floating_point:
-        return torch.float32 if dtype.itemsize < 4 else dtype
-    return torch.get_default_dtype()
-
-
-def _scratch(device: torch.device, dtype: torch.dtype, size: int, slot: int = 0) -> torch.Tensor:
-    """This thread's reusable buffer number ``slot``, of at least ``size`` elements."""
-    buffers = getattr(_local, "buffers", None)
-    if buffers is None:
-        buffers = _local.buffers = {}
-    key = (device, dtype, slot)
-    buffer = buffers.get(key)
-    if buffer is None or buffer.numel() < size:
-        buffer = buffers[key] = torch.empty(size, device=device, dtype=dtype)
-    return buffer
 
 
 class _Gather:
@@ -144,9 +118,9 @@ def _sum_abs_same_device(tensors: Sequence[torch.Tensor], dtype: torch.dtype) ->
     compiled: list[torch.Tensor] = []  # read by the compiled loop
     size = min(capacity, max(total, 1))
     gather = _Gather(
-        _scratch(device, dtype, min(size, _CPU_SMALL * 4) if on_cpu else size, 0), partials
+        scratch(device, dtype, min(size, _CPU_SMALL * 4) if on_cpu else size, 0), partials
     )
-    write = _Write(_scratch(device, dtype, size, 1), partials) if on_cpu else None
+    write = _Write(scratch(device, dtype, size, 1), partials) if on_cpu else None
     for tensor in tensors:
         n = tensor.numel()
         if n == 0:
@@ -154,7 +128,7 @@ def _sum_abs_same_device(tensors: Sequence[torch.Tensor], dtype: torch.dtype) ->
         if tensor.is_complex():  # |z| has another dtype than z: no buffer of z's dtype fits
             partials.append(tensor.abs().sum(dtype=dtype))
             continue
-        if write is not None and n >= small and _viewable(tensor):
+        if write is not None and n >= small and viewable(tensor):
             compiled.append(tensor)
             continue
         flat = tensor if tensor.dim() == 1 else tensor.reshape(-1)
@@ -169,99 +143,12 @@ def _sum_abs_same_device(tensors: Sequence[torch.Tensor], dtype: torch.dtype) ->
     if write is not None:
         write.flush()
     if compiled:
-        partials.append(torch.tensor(_compiled_sum_abs(compiled), dtype=dtype))
+        partials.append(torch.tensor(_cpu.sum_abs(compiled), dtype=dtype))
     if not partials:
         return torch.zeros((), device=device, dtype=dtype)
     if len(partials) == 1:
         return partials[0]
     return torch.stack(partials).sum()
-
-
-_COMPILED_DTYPES = (torch.float32, torch.float64)
-
-
-def _viewable(tensor: torch.Tensor) -> bool:
-    """True for a CPU tensor that the compiled loops can read through a NumPy view."""
-    return (
-        tensor.dtype in _COMPILED_DTYPES
-        and type(tensor) in _PLAIN_TYPES
-        and tensor.device.type == "cpu"
-        and tensor.is_contiguous()
-    )
-
-
-def _kernels():
-    """The compiled loops, imported on first use (numba's import costs a quarter of a second)."""
-    from . import _cpu_kernels
-
-    return _cpu_kernels
-
-
-@functools.cache
-def dtype_codes() -> dict[torch.dtype, int]:
-    """The codes of float32 and float64 in the rows of a compiled loop's job."""
-    from ._jobs import FLOAT32, FLOAT64
-
-    return {torch.float32: FLOAT32, torch.float64: FLOAT64}
-
-
-def _block_rows(
-    tensors: Sequence[torch.Tensor],
-    paired: Sequence[torch.Tensor] | None = None,
-    extra: Sequence[tuple[int, ...]] | None = None,
-) -> tuple[list[int], int]:
-    """The rows of a compiled loop's job over ``tensors``, in blocks: ``(address, [address in
-    the paired tensor,] count, dtype code, [*extra of the tensor])``; and the number of elements.
-
-    ``paired`` (an output, a second moment) are laid out like ``tensors``; ``extra`` holds the
-    integers that every row of a tensor carries at its end.
-    """
-    codes = dtype_codes()
-    table: list[int] = []
-    sizes = [t.numel() for t in tensors]
-    for k, start, stop in _threads.blocks(sizes):
-        tensor = tensors[k]
-        offset = start * tensor.element_size()
-        table.append(tensor.data_ptr() + offset)
-        if paired is not None:
-            table.append(paired[k].data_ptr() + offset)
-        table += (stop - start, codes[tensor.dtype])
-        if extra is not None:
-            table += extra[k]
-    return table, sum(sizes)
-
-
-def _compiled_sum_abs(tensors: Sequence[torch.Tensor]) -> float:
-    """``sum |t|`` over contiguous float32/float64 CPU tensors, by the compiled loop."""
-    kernels = _kernels()
-    table, elements = _block_rows(tensors)
-    results = np.empty(len(table) // kernels.SUM_ABS_WIDTH)
-    _threads.run(
-        kernels.sum_abs_work,
-        kernels.sum_abs_worker,
-        table,
-        kernels.SUM_ABS_WIDTH,
-        elements,
-        results.ctypes.data,
-    )
-    return float(results.sum())
-
-
-def _compiled_sign_times(
-    tensors: Sequence[torch.Tensor], scale: float, outs: Sequence[torch.Tensor]
-) -> None:
-    """``out = sign(t) * scale`` for contiguous float32/float64 CPU tensors (outs like them)."""
-    kernels = _kernels()
-    table, elements = _block_rows(tensors, outs)
-    value = np.array([scale])
-    _threads.run(
-        kernels.sign_times_work,
-        kernels.sign_times_worker,
-        table,
-        kernels.SIGN_TIMES_WIDTH,
-        elements,
-        value.ctypes.data,
-    )
 
 
 def _sum_abs(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
@@ -286,38 +173,6 @@ def _signs_times(
     torch._foreach_mul_(signs, scale)
     for i, sign in zip(indices, signs):
         grads[i] = sign
-
-
-# The gradient memory of each large CPU tensor, kept from one backward pass to the next (see
-# _gradient_memory). Weak keys: an entry goes with its tensor.
-_GRADIENT_STORAGE: WeakIdKeyDictionary = WeakIdKeyDictionary()
-_GRADIENT_LOCK = threading.Lock()
-_storage_use_count = getattr(torch._C, "_storage_Use_Count", None)
-
-
-def _gradient_memory(tensor: torch.Tensor) -> torch.Tensor:
-    """An uninitialised contiguous tensor like ``tensor``, for its gradient.
-
-    The memory of the previous one is reused when nothing else holds it any longer (the usual
-    ``zero_grad()`` between steps drops ``.grad``): fresh memory of that size costs page faults,
-    measured at more than the whole backward pass. While the tensor lives, its gradient memory
-    therefore stays allocated between steps, as it would with ``zero_grad(set_to_none=False)``.
-    Memory still held anywhere (``.grad``, a view of it, a saved copy) is never reused.
-    """
-    if _storage_use_count is None:  # no way to know that the memory is free: keep none
-        return torch.empty_like(tensor, memory_format=torch.contiguous_format)
-    nbytes = tensor.numel() * tensor.element_size()
-    with _GRADIENT_LOCK:
-        storage = _GRADIENT_STORAGE.get(tensor)
-        if (
-            storage is not None
-            and storage.nbytes() == nbytes
-            and _storage_use_count(storage._cdata) == 1  # only this entry holds it
-        ):
-            return torch.empty(0, dtype=tensor.dtype).set_(storage, 0, tensor.shape)
-        grad = torch.empty_like(tensor, memory_format=torch.contiguous_format)
-        _GRADIENT_STORAGE[tensor] = grad.untyped_storage()
-        return grad
 
 
 class _L1Norm(torch.autograd.Function):
@@ -345,14 +200,14 @@ class _L1Norm(torch.autograd.Function):
             if not needs:
                 continue
             tensor = tensors[i]
-            if compiled and tensor.numel() >= _CPU_SMALL and _viewable(tensor):
-                grads[i] = grad = _gradient_memory(tensor)
+            if compiled and tensor.numel() >= _CPU_SMALL and viewable(tensor):
+                grads[i] = grad = gradient_memory(tensor)
                 inputs.append(tensor)
                 outs.append(grad)
             else:
                 (complex_ if tensor.is_complex() else real).append(i)
         if inputs:
-            _compiled_sign_times(inputs, float(grad_output), outs)
+            _cpu.sign_times_(inputs, float(grad_output), outs)
         # d|p|/dp = sign(p), and sign(0) = 0: the minimum-norm subgradient at zero. On the CPU
         # the tensors go in buckets of about a cache's size, so that the multiplication finds
         # the signs still in cache; elsewhere all in one (kernel launches cost more there).
@@ -378,9 +233,9 @@ def _compiled_form(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch
     for tensor in tensors:
         flat = tensor.reshape(-1)
         n = flat.numel()
-        head = (n // _BLOCK) * _BLOCK
+        head = (n // BLOCK) * BLOCK
         if head:
-            rows = flat[:head].reshape(-1, _BLOCK).abs().sum(dim=1, dtype=dtype)
+            rows = flat[:head].reshape(-1, BLOCK).abs().sum(dim=1, dtype=dtype)
             partials.append(rows.sum())
         if head < n:
             partials.append(flat[head:].abs().sum(dtype=dtype))
@@ -389,69 +244,12 @@ def _compiled_form(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch
     return torch.stack(partials).sum()
 
 
-class _AllReduceSum(torch.autograd.Function):
-    """Sum a 0-d tensor over a process group; the gradient passes through unchanged.
-
-    Every rank holds the same global value, and the derivative of that value with respect to this
-    rank's shard is the derivative of this rank's local term: no communication on the way back.
-    """
-
-    @staticmethod
-    def forward(ctx, value: torch.Tensor, group) -> torch.Tensor:
-        import torch.distributed as dist
-
-        reduced = value.clone()
-        dist.all_reduce(reduced, op=dist.ReduceOp.SUM, group=group)
-        return reduced
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        return grad_output, None
-
-
-def all_reduce_sum(value: torch.Tensor, groups: Sequence[object]) -> torch.Tensor:
-    """``value`` summed over each process group in ``groups`` in turn (differentiable)."""
-    for group in groups:
-        value = _AllReduceSum.apply(value, group)
-    return value
-
-
-def is_dtensor(tensor: torch.Tensor) -> bool:
-    """True for a ``torch.distributed.tensor.DTensor`` (FSDP2 parameters), without importing it."""
-    return type(tensor).__name__ == "DTensor" and hasattr(tensor, "to_local")
-
-
-def shard_groups(tensor: torch.Tensor, reduced_dims: Sequence[int] | None = None) -> list[object]:
-    """The process groups over which local values of DTensor ``tensor`` must be summed.
-
-    With ``reduced_dims`` None, every mesh dimension that shards the tensor (or holds partial
-    values); otherwise only the mesh dimensions that shard one of ``reduced_dims``.
-    """
-    mesh = tensor.device_mesh
-    groups = []
-    ndim = tensor.dim()
-    for mesh_dim, placement in enumerate(tensor.placements):
-        if placement.is_replicate():
-            continue
-        if (
-            placement.is_shard()
-            and reduced_dims is not None
-            and placement.dim % ndim not in reduced_dims
-        ):
-            continue
-        groups.append(mesh.get_group(mesh_dim))
-    return groups
-
-
 def _local_l1_norm(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
     if not all(t.is_floating_point() or t.is_complex() for t in tensors):
         tensors = [t if t.is_floating_point() or t.is_complex() else t.to(dtype) for t in tensors]
     if torch.compiler.is_compiling():
         return _compiled_form(tensors, dtype)
     return _L1Norm.apply(dtype, *tensors)
-
-
-_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 
 _TENSORS = "a tensor or an iterable of tensors"
@@ -473,8 +271,8 @@ def l1_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         raise TypeError(invalid_parameter("tensors", "l1_norm", _TENSORS, bad))
     if not tensors:
         return torch.zeros(())
-    dtype = _widest({accumulation_dtype(d) for d in {t.dtype for t in tensors}})
-    if all(type(t) in _PLAIN_TYPES for t in tensors):
+    dtype = _widest({accumulation_dtype(xp, d) for d in {t.dtype for t in tensors}})
+    if all(type(t) in PLAIN_TYPES for t in tensors):
         return _local_l1_norm(tensors, dtype)
     plain = [t for t in tensors if not is_dtensor(t)]
     total = _local_l1_norm(plain, dtype) if plain else None

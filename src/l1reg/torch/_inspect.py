@@ -13,7 +13,7 @@ from torch import nn
 
 from .._validation import invalid_parameter
 from ..report import SparsityReport, sparsity_report
-from ._fused import is_dtensor
+from ._distributed import is_dtensor
 from ._selection import select_parameters
 
 __all__ = ["PruneResult", "prune", "selected_features", "sparsity"]

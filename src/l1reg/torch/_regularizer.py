@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import array_api_compat.torch as xp
 import torch
 from torch import nn
 
+from .._numerics import accumulation_dtype
 from .._validation import invalid_parameter
-from ._fused import accumulation_dtype, all_reduce_sum, is_dtensor, l1_norm, shard_groups
+from ._distributed import all_reduce_sum, is_dtensor, shard_groups
+from ._fused import l1_norm
 from ._selection import (
     Selected,
     check_groups,
@@ -37,7 +40,7 @@ def group_squares(param: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
     the groups of the local shard.
     """
     local = param.to_local() if is_dtensor(param) else param
-    dtype = accumulation_dtype(local.dtype)
+    dtype = accumulation_dtype(xp, local.dtype)
     values = local if local.dtype == dtype else local.to(dtype)
     squares = (values * values).sum(dim=axes)
     if is_dtensor(param):
@@ -176,7 +179,7 @@ class L1Regularizer:
         if not terms:
             param = self.selected[0].param
             local = param.to_local() if is_dtensor(param) else param
-            return torch.zeros((), device=local.device, dtype=accumulation_dtype(local.dtype))
+            return torch.zeros((), device=local.device, dtype=accumulation_dtype(xp, local.dtype))
         total = terms[0]
         for term in terms[1:]:
             total = total + term

@@ -27,8 +27,10 @@ import numpy as np
 import torch
 from torch.autograd.graph import increment_version
 
+from .._distributed import is_dtensor
+from .._metric import as_float
 from . import _threads
-from ._fused import dtype_codes, is_dtensor
+from ._buffers import dtype_codes
 
 __all__ = ["ADAMS", "FusedAdamStep", "Views", "param_reason"]
 
@@ -283,21 +285,17 @@ def _init_state(param: torch.Tensor, group: dict[str, Any], state: dict[str, Any
     state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
 
-def _as_float(value: Any) -> float:
-    return float(value.item()) if isinstance(value, torch.Tensor) else float(value)
-
-
 def _hyper(optimizer: torch.optim.Optimizer, group: dict[str, Any]) -> list[float]:
     """The row of ``_adam_kernel.HYPER`` without lambda_reg, read from the group at this step."""
     beta1, beta2 = group["betas"]
     # (AdamW's groups have no "decoupled_weight_decay" before torch 2.6 or so)
     decoupled = type(optimizer) is torch.optim.AdamW or group.get("decoupled_weight_decay")
     return [
-        _as_float(group["lr"]),
-        _as_float(beta1),
-        _as_float(beta2),
-        _as_float(group["eps"]),
-        _as_float(group["weight_decay"]),
+        as_float(group["lr"]),
+        as_float(beta1),
+        as_float(beta2),
+        as_float(group["eps"]),
+        as_float(group["weight_decay"]),
         1.0 if decoupled else 0.0,
         1.0 if group.get("maximize") else 0.0,
     ]

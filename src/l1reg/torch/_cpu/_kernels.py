@@ -1,11 +1,11 @@
 """Compiled one-pass loops over float32/float64 CPU tensors, given the addresses of their memory.
 
 Eager torch needs two passes for ``sum |p|`` (``abs`` writes, ``sum`` reads) and two for
-``sign(p) * g``; these loops need one each. The sum adds blocks of ``_BLOCK`` values in the input's
-dtype (the compiler spreads a block over vector lanes, so each running float32 sum covers a few
-hundred terms) and the blocks in float64: exact past 2**24 elements, like torch's cascade sum.
-``reassoc`` is the only relaxed floating-point rule, which is what lets the block vectorize; NaN and
-infinity propagate as in plain arithmetic.
+``sign(p) * g``; these loops need one each. The sum adds blocks of ``BLOCK`` values
+(:data:`l1reg._numerics.BLOCK`) in the input's dtype (the compiler spreads a block over vector
+lanes, so each running float32 sum covers a few hundred terms) and the blocks in float64: exact
+past 2**24 elements, like torch's cascade sum. ``reassoc`` is the only relaxed floating-point
+rule, which is what lets the block vectorize; NaN and infinity propagate as in plain arithmetic.
 
 The prox loops below them (the prox in an optimizer's metric, and the group prox in it) also
 read and write each tensor in place, in as few passes as their arithmetic allows.
@@ -20,6 +20,7 @@ import numba
 import numpy as np
 from numba import types
 
+from ..._numerics import BLOCK
 from ._jobs import FLOAT32, address_of, rows, take, view
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
     "sum_abs_worker",
 ]
 
-_BLOCK = 4096
 # rows: (address, count, dtype code); aux: the address of one float64 result per row
 SUM_ABS_WIDTH = 3
 # rows: (address of x, address of out, count, dtype code); aux: the address of a float64 scale
@@ -58,15 +58,15 @@ def sum_abs(x: np.ndarray) -> float:  # pragma: no cover - compiled
     n = x.size
     zero = x.dtype.type(0)
     total = 0.0
-    full = n // _BLOCK
+    full = n // BLOCK
     for b in range(full):
-        block = x[b * _BLOCK : (b + 1) * _BLOCK]
+        block = x[b * BLOCK : (b + 1) * BLOCK]
         acc = zero
-        for i in range(_BLOCK):
+        for i in range(BLOCK):
             acc += abs(block[i])
         total += acc
     acc = zero
-    for i in range(full * _BLOCK, n):
+    for i in range(full * BLOCK, n):
         acc += abs(x[i])
     return total + acc
 
@@ -290,9 +290,10 @@ def group_prox_metric_(
     that shape and dtype; ``D = scale * (r + shift)`` with ``r = sqrt(second)`` or ``second``.
     Solves ``min_x 1/2 ||x - z||_D^2 + tau ||x||`` per group: ``x = 0`` where
     ``||D z|| <= tau``, else ``x_i = z_i s / (s + c_i)``, ``c = tau / D``, with ``s`` the root of
-    ``sum_i (z_i / (s + c_i))^2 = 1`` by Newton from the lower bound: the rule of the eager torch
-    code. Each value's arithmetic is in the weight's dtype, as there (float32 halves the cost of
-    the divisions), and the sums over groups in float64.
+    ``sum_i (z_i / (s + c_i))^2 = 1`` by Newton from the lower bound: the rule of
+    :func:`l1reg.prox.metric_group_factor`, which ``tests/test_torch.py`` checks it against.
+    Each value's arithmetic is in the weight's dtype (float32 halves the cost of the
+    divisions), and the sums over groups in float64.
     """
     groups = w.shape[1]
     real = w.dtype.type
