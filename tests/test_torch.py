@@ -1124,7 +1124,8 @@ def test_prune_with_a_bad_example_input_keeps_the_training_mode():
     with torch.no_grad():
         model[0].weight[:, 0] = 0
     model.train()
-    with pytest.raises(RuntimeError):
+    # refused before any pruning, by name, with torch's reason
+    with pytest.raises(ValueError, match=r"'example_input' parameter of prune.*shapes cannot"):
         prune(model, torch.randn(2, 7))  # wrong number of inputs
     assert model.training and all(m.training for m in model.modules())
 

@@ -50,13 +50,6 @@ EXEMPT = {
 #: forgotten. Their own checks are tested in their layers' test modules.
 PENDING = frozenset(
     (
-        "l1reg.torch.L1Regularizer",
-        "l1reg.torch.ProximalL1",
-        "l1reg.torch.SelectInputs",
-        "l1reg.torch.l1_norm",
-        "l1reg.torch.prune",
-        "l1reg.torch.selected_features",
-        "l1reg.torch.sparsity",
         "l1reg.keras.L1.value",
         "l1reg.keras.L1.prox",
         "l1reg.keras.GroupL1.value",

@@ -64,7 +64,7 @@ def group_proxes_(entries: Sequence[tuple[Selected, float, Denominator | None]])
     """The group proxes of ``entries`` (``(item, lr * lambda, metric or None)``), in place.
 
     Weights alike (shape, dtype, device, grouping, metric) are stacked, at most ``STACK`` values
-    at a time (:data:`STACK`): on a GPU a weight's own set of about 80 small kernels costs more in launches than
+    at a time: on a GPU a weight's own set of about 80 small kernels costs more in launches than
     in memory. DTensors and the Euclidean metric go one by one.
     """
     stacks: dict[tuple, list[tuple[Selected, float, Denominator]]] = {}

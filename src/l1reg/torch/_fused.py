@@ -38,7 +38,7 @@ import array_api_compat.torch as xp
 import torch
 
 from .._numerics import BLOCK, accumulation_dtype
-from .._validation import invalid_parameter
+from .._validation import Checked, declare_params, invalid_parameter, shown
 from . import _cpu
 from ._cpu import gradient_memory, scratch, viewable
 from ._distributed import PLAIN_TYPES, all_reduce_sum, is_dtensor, shard_groups
@@ -255,20 +255,26 @@ def _local_l1_norm(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch
 _TENSORS = "a tensor or an iterable of tensors"
 
 
+@declare_params(
+    "l1_norm",
+    tensors=[Checked(_TENSORS, lambda valid: ["abc", 1.5, None, [1.0, 2.0], [*valid, "x"]])],
+)
 def l1_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """``sum |p|`` over every tensor, as one differentiable 0-d tensor.
 
     Summed in float32 for float16/bfloat16 inputs; the result has the widest accumulation dtype.
     DTensors (FSDP2 parameters) give the global sum on every rank.
     """
+    given = tensors
     if isinstance(tensors, torch.Tensor):
         tensors = [tensors]
     elif isinstance(tensors, (str, bytes)) or not isinstance(tensors, Iterable):
         raise TypeError(invalid_parameter("tensors", "l1_norm", _TENSORS, tensors))
     tensors = list(tensors)
-    if not all(isinstance(t, torch.Tensor) for t in tensors):
-        bad = next(t for t in tensors if not isinstance(t, torch.Tensor))
-        raise TypeError(invalid_parameter("tensors", "l1_norm", _TENSORS, bad))
+    for i, tensor in enumerate(tensors):
+        if not isinstance(tensor, torch.Tensor):
+            message = invalid_parameter("tensors", "l1_norm", _TENSORS, given)
+            raise TypeError(f"{message} Item {i} is {shown(tensor)}.")
     if not tensors:
         return torch.zeros(())
     dtype = _widest({accumulation_dtype(xp, d) for d in {t.dtype for t in tensors}})

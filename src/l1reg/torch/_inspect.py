@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import copy
+import numbers
 import statistics
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._validation import invalid_parameter
+from .._validation import (
+    Checked,
+    Interval,
+    NoneValue,
+    check_params,
+    declare_params,
+    invalid_parameter,
+)
 from ..report import SparsityReport, sparsity_report
 from ._distributed import is_dtensor
-from ._selection import select_parameters
+from ._selection import EXCLUDE, INCLUDE, MODULE, select_parameters
 
 __all__ = ["PruneResult", "prune", "selected_features", "sparsity"]
 
@@ -27,6 +36,7 @@ def _to_numpy(param: torch.Tensor) -> np.ndarray:
     return values.cpu().numpy()
 
 
+@declare_params("sparsity", module=MODULE, include=INCLUDE, exclude=EXCLUDE)
 def sparsity(
     module: nn.Module, *, include: object = None, exclude: object = None
 ) -> SparsityReport:
@@ -57,6 +67,7 @@ def sparsity(
     return SparsityReport(tuple(rows))
 
 
+@declare_params("selected_features", module=MODULE)
 def selected_features(module: nn.Module) -> list[int]:
     """Indices of the input features that the model still uses.
 
@@ -103,16 +114,57 @@ _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 class SelectInputs(nn.Module):
     """Keep the input features ``indices`` along ``dim`` (put in front of a pruned first layer)."""
 
+    _parameter_constraints: ClassVar[dict] = {
+        "indices": [
+            Checked(
+                "a sequence of integers >= 0 (the positions of the features kept)",
+                ["abc", 1, None, [1.5], [-1], [[0, 1]], [True]],
+            )
+        ],
+        "dim": [Interval(numbers.Integral, None, None)],
+        "device": [
+            NoneValue(),
+            Checked("a torch.device or the name of one", [1.5, "no_such_device", ["cpu"]]),
+        ],
+    }
+
     def __init__(self, indices: list[int], dim: int, device: torch.device | None = None) -> None:
+        check_params("SelectInputs", self._parameter_constraints, {"dim": dim})
+        positions = _indices(indices)
+        if device is not None:
+            device = _device(device)
         super().__init__()
         self.dim = dim
-        self.register_buffer("indices", torch.tensor(indices, dtype=torch.long, device=device))
+        self.register_buffer("indices", torch.tensor(positions, dtype=torch.long, device=device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.index_select(self.dim, self.indices)
 
     def extra_repr(self) -> str:
         return f"{len(self.indices)} features, dim={self.dim}"
+
+
+def _indices(indices: object) -> list[int]:
+    expected = SelectInputs._parameter_constraints["indices"][0].text
+    try:
+        values = list(indices)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(invalid_parameter("indices", "SelectInputs", expected, indices)) from None
+    if isinstance(indices, (str, bytes)) or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0 for v in values
+    ):
+        raise ValueError(invalid_parameter("indices", "SelectInputs", expected, indices))
+    return [int(v) for v in values]
+
+
+def _device(device: object) -> torch.device:
+    expected = SelectInputs._parameter_constraints["device"][1].text
+    try:
+        return torch.device(device)  # type: ignore[arg-type]
+    except (TypeError, RuntimeError):
+        raise ValueError(
+            invalid_parameter("device", "SelectInputs", "None or " + expected, device)
+        ) from None
 
 
 @dataclass
@@ -302,6 +354,17 @@ def _walk_back(node: torch.fx.Node, root: nn.Module) -> tuple[list[torch.fx.Node
     return chain, current
 
 
+_EXAMPLE = "None or a tensor that the module accepts as its input"
+
+
+@declare_params(
+    "prune",
+    module=MODULE,
+    example_input=[
+        NoneValue(),
+        Checked(_EXAMPLE, lambda valid: ["abc", 1.5, [1.0], valid.new_zeros(2, 999)]),
+    ],
+)
 @torch.no_grad()
 def prune(module: nn.Module, example_input: torch.Tensor | None = None) -> PruneResult:
     """A smaller copy of ``module`` with its removed inputs and neurons physically dropped.
@@ -322,8 +385,8 @@ def prune(module: nn.Module, example_input: torch.Tensor | None = None) -> Prune
     same outputs (in eval mode) to float rounding. With ``example_input``, the inference time of
     both is measured (median of 30 runs) and the speed-up reported. ``module`` is not modified.
     """
-    if not isinstance(module, nn.Module):
-        raise TypeError(invalid_parameter("module", "prune", "a torch.nn.Module", module))
+    if example_input is not None:
+        _check_example(module, example_input)
     graph = _trace(module)
     calls: dict[str, int] = {}
     for node in graph.nodes:
@@ -368,10 +431,26 @@ def prune(module: nn.Module, example_input: torch.Tensor | None = None) -> Prune
         try:
             result.seconds_before = _time_forward(module, example_input)
             result.seconds_after = _time_forward(pruned, example_input)
-        finally:  # a bad example input must not leave the user's model in eval mode
+        finally:  # whatever happens, the user's model keeps its mode
             module.train(was_training)
             pruned.train(was_training)
     return result
+
+
+def _check_example(module: nn.Module, example_input: object) -> None:
+    """Refuse an ``example_input`` that is no tensor or that ``module`` cannot take (one forward
+    pass in eval mode, before any pruning); the module keeps its training mode."""
+    if not isinstance(example_input, torch.Tensor):
+        raise TypeError(invalid_parameter("example_input", "prune", _EXAMPLE, example_input))
+    was_training = module.training
+    module.eval()
+    try:
+        module(example_input)
+    except Exception as error:
+        message = invalid_parameter("example_input", "prune", _EXAMPLE, example_input)
+        raise ValueError(f"{message} The forward pass failed: {error}") from error
+    finally:
+        module.train(was_training)
 
 
 def _prune_inputs(layer: nn.Module) -> tuple[nn.Module, SelectInputs] | None:

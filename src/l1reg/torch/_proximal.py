@@ -26,16 +26,24 @@ from __future__ import annotations
 import numbers
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from .._validation import invalid_parameter
+from .._validation import (
+    Boolean,
+    Instance,
+    Interval,
+    NoneValue,
+    Options,
+    check_params,
+    invalid_parameter,
+)
 from ..prox import NEWTON_STEPS
 from . import _cpu, _eager
 from ._distributed import local
 from ._metric import Denominator, as_float, denominator, steps
-from ._regularizer import L1Regularizer, check_regularizer, group_squares
+from ._regularizer import L1Regularizer, group_squares
 from ._selection import Selected
 
 __all__ = ["ProximalL1"]
@@ -93,6 +101,16 @@ class ProximalL1(torch.optim.Optimizer):
     ...     opt.step()
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "optimizer": [Instance("torch.optim:Optimizer", text="a torch.optim.Optimizer")],
+        "regularizer": [
+            Instance("l1reg.torch._regularizer:L1Regularizer", text="an l1reg.torch.L1Regularizer")
+        ],
+        "metric": [Options(*_METRICS)],
+        "relax_after": [NoneValue(), Interval(numbers.Integral, 0, None)],
+        "fused": [NoneValue(), Boolean()],
+    }
+
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
@@ -102,21 +120,20 @@ class ProximalL1(torch.optim.Optimizer):
         relax_after: int | None = None,
         fused: bool | None = None,
     ) -> None:
-        if not isinstance(optimizer, torch.optim.Optimizer) or isinstance(optimizer, ProximalL1):
+        values = {
+            "optimizer": optimizer,
+            "regularizer": regularizer,
+            "metric": metric,
+            "relax_after": relax_after,
+            "fused": fused,
+        }
+        check_params(_OWNER, self._parameter_constraints, values)
+        if isinstance(optimizer, ProximalL1):
             raise TypeError(
-                invalid_parameter("optimizer", _OWNER, "a torch.optim.Optimizer", optimizer)
+                invalid_parameter(
+                    "optimizer", _OWNER, "an optimizer that is not a ProximalL1", optimizer
+                )
             )
-        regularizer = check_regularizer(regularizer, _OWNER)
-        if metric not in _METRICS or not isinstance(metric, str):
-            raise ValueError(invalid_parameter("metric", _OWNER, "'optimizer' or 'plain'", metric))
-        if relax_after is not None:
-            expected = "None or a non-negative integer (a number of steps)"
-            if isinstance(relax_after, bool) or not isinstance(relax_after, numbers.Integral):
-                raise TypeError(invalid_parameter("relax_after", _OWNER, expected, relax_after))
-            if relax_after < 0:
-                raise ValueError(invalid_parameter("relax_after", _OWNER, expected, relax_after))
-        if fused is not None and not isinstance(fused, bool):
-            raise TypeError(invalid_parameter("fused", _OWNER, "None, True or False", fused))
         if fused and metric != "optimizer":
             raise ValueError(
                 invalid_parameter(

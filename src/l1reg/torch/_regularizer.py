@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import ClassVar
 
 import array_api_compat.torch as xp
 import torch
 from torch import nn
 
 from .._numerics import accumulation_dtype
-from .._validation import invalid_parameter
+from .._validation import check_params
 from ._distributed import all_reduce_sum, is_dtensor, shard_groups
 from ._fused import l1_norm
 from ._selection import (
+    EXCLUDE,
+    GROUPS,
+    INCLUDE,
+    LAMBDA_REG,
+    MODULE,
     Selected,
-    check_groups,
     group_axes,
     resolve_lambdas,
     select_parameters,
@@ -93,6 +98,14 @@ class L1Regularizer:
     >>> loss = reg()  # add to the data loss, then loss.backward()
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "module": MODULE,
+        "lambda_reg": LAMBDA_REG,
+        "include": INCLUDE,
+        "exclude": EXCLUDE,
+        "groups": GROUPS,
+    }
+
     def __init__(
         self,
         module: nn.Module,
@@ -102,7 +115,8 @@ class L1Regularizer:
         exclude: object = None,
         groups: str | None = None,
     ) -> None:
-        self._groups = check_groups(groups, _OWNER)
+        check_params(_OWNER, self._parameter_constraints, {"module": module, "groups": groups})
+        self._groups = groups
         chosen = select_parameters(module, include, exclude, _OWNER)
         named = [(name, param) for name, param, _, _ in chosen]
         lambdas = resolve_lambdas(lambda_reg, named, module, _OWNER)
@@ -192,11 +206,3 @@ class L1Regularizer:
             f"L1Regularizer(lambda_reg={self._lambda_reg!r}, groups={self._groups!r}, "
             f"parameters=[{shown}] ({len(names)}))"
         )
-
-
-def check_regularizer(regularizer: object, owner: str) -> L1Regularizer:
-    if not isinstance(regularizer, L1Regularizer):
-        raise TypeError(
-            invalid_parameter("regularizer", owner, "an l1reg.torch.L1Regularizer", regularizer)
-        )
-    return regularizer

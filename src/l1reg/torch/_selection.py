@@ -19,11 +19,37 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._validation import check_non_negative_number, invalid_parameter
+from .._validation import Checked, Instance, NonNegativeFloat, Options, invalid_parameter
 
-__all__ = ["Selected", "default_axes", "resolve_lambdas", "select_parameters"]
+__all__ = [
+    "EXCLUDE",
+    "GROUPS",
+    "INCLUDE",
+    "LAMBDA_REG",
+    "MODULE",
+    "Selected",
+    "default_axes",
+    "resolve_lambdas",
+    "select_parameters",
+]
 
-_GROUPS = (None, "input", "output")
+# The declared constraints of the parameters that select weights (``l1reg._validation``), shared
+# by L1Regularizer, sparsity and selected_features. The Checked ones need the module to check.
+MODULE = [Instance("torch.nn:Module", text="a torch.nn.Module")]
+_PATTERNS = "None, or name patterns (str), modules or parameters of the module"
+INCLUDE = [Checked(_PATTERNS, ["abc_no_such_parameter", 3.5, ["weight", 7], True])]
+EXCLUDE = [Checked(_PATTERNS, [3.5, ["weight", 7], True, b"weight"])]
+GROUPS = [Options(None, "input", "output")]
+_LAMBDA = (
+    "a finite number >= 0, or a mapping from name patterns, modules or parameters to such numbers"
+)
+LAMBDA_REG = [
+    Checked(
+        _LAMBDA,
+        ["abc", None, -1.0, math.nan, math.inf, {"*": -1.0}, {"*": "abc"}, {3: 0.1}, {"x": 0.1}],
+    )
+]
+_NUMBER = NonNegativeFloat()
 
 
 @dataclass
@@ -115,9 +141,11 @@ class _Matcher:
 def select_parameters(
     module: nn.Module, include: object, exclude: object, owner: str
 ) -> list[tuple[str, torch.Tensor, int, int]]:
-    """(name, parameter, input axis, output axis) of each selected parameter, in module order."""
-    if not isinstance(module, nn.Module):
-        raise TypeError(invalid_parameter("module", owner, "a torch.nn.Module", module))
+    """(name, parameter, input axis, output axis) of each selected parameter, in module order.
+
+    ``module`` is a ``torch.nn.Module`` (its owner checked :data:`MODULE`); ``include`` and
+    ``exclude`` are checked here.
+    """
     axes = default_axes(module)
     included = _Matcher(include, "include", owner, module) if include is not None else None
     excluded = _Matcher(exclude, "exclude", owner, module)
@@ -160,12 +188,18 @@ def resolve_lambdas(
     ``{"*": 1e-4, "encoder.*": 1e-3}``).
     """
     if not isinstance(lambda_reg, Mapping):
-        value = check_non_negative_number(lambda_reg, "lambda_reg", owner)
-        return [value] * len(named)
+        if not _NUMBER.accepts(lambda_reg):
+            raise _lambda_error(lambda_reg, owner, "")
+        return [float(lambda_reg)] * len(named)
     rules = []
     for key, value in lambda_reg.items():
-        matcher = _Matcher([key], "lambda_reg", owner, module)
-        rules.append((matcher, check_non_negative_number(value, "lambda_reg", owner)))
+        try:
+            matcher = _Matcher([key], "lambda_reg", owner, module)
+        except TypeError:
+            raise _lambda_error(lambda_reg, owner, f"its key {key!r} is none of them") from None
+        if not _NUMBER.accepts(value):
+            raise _lambda_error(lambda_reg, owner, f"its value for {key!r} is not")
+        rules.append((matcher, float(value)))
     lambdas = []
     for name, param in named:
         found = [value for matcher, value in rules if matcher(name, param)]
@@ -183,10 +217,10 @@ def resolve_lambdas(
     return lambdas
 
 
-def check_groups(groups: object, owner: str) -> str | None:
-    if groups not in _GROUPS or not (groups is None or isinstance(groups, str)):
-        raise ValueError(invalid_parameter("groups", owner, "None, 'input' or 'output'", groups))
-    return groups  # type: ignore[return-value]
+def _lambda_error(lambda_reg: object, owner: str, why: str) -> Exception:
+    expected = _LAMBDA + (f" ({why})" if why else "")
+    kind = TypeError if isinstance(lambda_reg, (str, bytes)) or lambda_reg is None else ValueError
+    return kind(invalid_parameter("lambda_reg", owner, expected, lambda_reg))
 
 
 def group_axes(
