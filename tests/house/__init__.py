@@ -37,6 +37,16 @@ class Case:
     arrays: tuple[str, ...] = field(default=())
 
 
+def method(name: str) -> Callable[[dict], Any]:
+    """The ``call`` of a method's case: ``args["self"].<name>(**other args)``."""
+
+    def call(args: dict) -> Any:
+        args = dict(args)
+        return getattr(args.pop("self"), name)(**args)
+
+    return call
+
+
 def resolve(dotted: str) -> Any:
     """The object a dotted public name refers to (a module attribute or a class's method)."""
     parts = dotted.split(".")

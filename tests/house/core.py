@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import l1reg
-from house import Case
+from house import Case, method
 
 
 def _weights() -> list:
@@ -42,34 +42,26 @@ def _penalty_cases(name: str, make, w) -> list:
     """The constructor of a penalty and its five methods, on the point ``w``."""
     target = f"l1reg.{name}"
     return [
-        Case(f"{target}.value", lambda: {"self": make(), "w": w()}, call=_method("value")),
+        Case(f"{target}.value", lambda: {"self": make(), "w": w()}, call=method("value")),
         Case(
             f"{target}.prox",
             lambda: {"self": make(), "w": w(), "step": 0.5},
-            call=_method("prox"),
+            call=method("prox"),
         ),
         Case(
-            f"{target}.subgradient", lambda: {"self": make(), "w": w()}, call=_method("subgradient")
+            f"{target}.subgradient", lambda: {"self": make(), "w": w()}, call=method("subgradient")
         ),
         Case(
             f"{target}.subdiff_distance",
             lambda: {"self": make(), "w": w(), "grad": -w()},
-            call=_method("subdiff_distance"),
+            call=method("subdiff_distance"),
         ),
         Case(
             f"{target}.alpha_max",
             lambda: {"self": make(), "grad_at_zero": w()},
-            call=_method("alpha_max"),
+            call=method("alpha_max"),
         ),
     ]
-
-
-def _method(name: str):
-    def call(args: dict):
-        args = dict(args)
-        return getattr(args.pop("self"), name)(**args)
-
-    return call
 
 
 def _matrix() -> np.ndarray:

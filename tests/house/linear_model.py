@@ -7,7 +7,7 @@ import copy
 import numpy as np
 
 import l1reg
-from house import Case
+from house import Case, method
 
 _LASSO = "l1reg.linear_model.lasso"
 _LOGISTIC = "l1reg.linear_model.logistic"
@@ -40,14 +40,6 @@ def _fit_args(kind: str) -> dict:
 
 def _fit(cls, kind: str):
     return lambda args: cls(**args).fit(_X(), _y(kind))
-
-
-def _method(name: str):
-    def call(args: dict):
-        args = dict(args)
-        return getattr(args.pop("self"), name)(**args)
-
-    return call
 
 
 _SINGLE = {
@@ -106,17 +98,17 @@ for name, cls, kind, params in _ESTIMATORS:
             f"l1reg.{name}.fit",
             # a fitted estimator, so that a failed refit must leave its fitted attributes
             lambda fitted=fitted, kind=kind: {"self": fitted(), **_fit_args(kind)},
-            call=_method("fit"),
+            call=method("fit"),
             work=_WORK,
             arrays=_DATA,
         ),
     ]
-    for method in _PREDICTS[kind]:
+    for predict in _PREDICTS[kind]:
         CASES.append(
             Case(
-                f"l1reg.{name}.{method}",
+                f"l1reg.{name}.{predict}",
                 lambda fitted=fitted: {"self": fitted(), "X": _X()},
-                call=_method(method),
+                call=method(predict),
                 work=(f"{_LASSO}:linear_predict", f"{_LOGISTIC}:linear_predict"),
                 arrays=("X",),
             )

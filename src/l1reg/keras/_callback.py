@@ -11,13 +11,20 @@ from typing import Any, ClassVar
 import keras
 from keras import ops
 
-from .._validation import Instance, Interval, NoneValue, Options, check_params
+from .._validation import (
+    Checked,
+    Instance,
+    Interval,
+    NoneValue,
+    Options,
+    check_params,
+    declare_params,
+)
 from ..prox import group_shrink_factor, metric_group_factor
 from . import _optimizer_state
 from ._regularizers import (
     _LOW_PRECISION,
     GroupL1,
-    _check_relax_after,
     _invalid,
     _owned_weights,
     _ProximalRegularizer,
@@ -25,6 +32,19 @@ from ._regularizers import (
 )
 
 _METRICS = ("optimizer", "plain")
+_VALUES = "a list of the values of {}, one for each"
+_VALUE_EXAMPLES = ["abc", None, 1.5, []]
+
+
+def _check_values(name: str, values: object, variables: Sequence[Any], of: str) -> None:
+    """``values`` must be a list or tuple of one value per variable (lengths are static)."""
+    expected = _VALUES.format(of)
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(_invalid(name, expected, values))
+    if len(values) != len(variables):
+        raise ValueError(_invalid(name, f"{expected} ({len(variables)} values)", values))
+
+
 _EPOCHS = Interval(numbers.Integral, 0, None, "left")
 _EPOCHS.text = "a non-negative int (a number of epochs)"
 
@@ -148,10 +168,8 @@ class ProximalL1(keras.callbacks.Callback):
         }
         check_params("ProximalL1", self._parameter_constraints, values, wording=_wording)
         super().__init__()
-        if not isinstance(metric, str) or metric not in _METRICS:
-            raise ValueError(_invalid("metric", "'optimizer' or 'plain'", metric))
         self.metric = metric
-        self.relax_after = _check_relax_after(relax_after)
+        self.relax_after = None if relax_after is None else int(relax_after)
         self._support: list[Any] | None = None
         self._optimizer = optimizer
         self._weights: list[tuple[Any, _ProximalRegularizer]] = []
@@ -460,6 +478,11 @@ class ProximalL1(keras.callbacks.Callback):
             if value is not variable.value:  # the torch path updates the weights in place
                 variable.assign(value)
 
+    @declare_params(
+        wording=_wording,
+        trainable_variables=[Checked(_VALUES.format("model.trainable_variables"), _VALUE_EXAMPLES)],
+        optimizer_variables=[Checked(_VALUES.format("optimizer.variables"), _VALUE_EXAMPLES)],
+    )
     def stateless_step(
         self, trainable_variables: Sequence[Any], optimizer_variables: Sequence[Any]
     ) -> list[Any]:
@@ -469,7 +492,19 @@ class ProximalL1(keras.callbacks.Callback):
         ``model.trainable_variables`` and ``optimizer.variables`` after
         ``optimizer.stateless_apply``.
         """
-        model_variables = list(self._model.trainable_variables)
+        model = getattr(self, "_model", None)
+        if model is None:
+            raise ValueError("ProximalL1 has no model: pass ProximalL1(model) or use model.fit.")
+        model_variables = list(model.trainable_variables)
+        _check_values(
+            "trainable_variables", trainable_variables, model_variables, "model.trainable_variables"
+        )
+        _check_values(
+            "optimizer_variables",
+            optimizer_variables,
+            self.optimizer.variables,
+            "optimizer.variables",
+        )
         mapping = list(zip(model_variables, trainable_variables)) + list(
             zip(self.optimizer.variables, optimizer_variables)
         )

@@ -12,7 +12,15 @@ import numpy as np
 from keras import ops
 
 from .. import _numerics
-from .._validation import Constraint, Interval, check_params, shown
+from .._validation import (
+    Checked,
+    Constraint,
+    Interval,
+    NoneValue,
+    check_params,
+    declare_params,
+    shown,
+)
 from ..prox import group_shrink_factor, metric_group_factor
 
 _LOW_PRECISION = ("float16", "bfloat16")
@@ -53,41 +61,65 @@ class _Axes(Constraint):
         return ["rows", (), (0, "a"), [1.5], None]
 
 
+class _Tensor(Constraint):
+    """A tensor of the backend (traced ones included), a Keras variable, or a NumPy array or list
+    of numbers: checked by type and dtype only, so that the check costs nothing under tracing."""
+
+    text = "a tensor, a Keras variable or an array of numbers"
+
+    def accepts(self, value: Any) -> bool:
+        if not (isinstance(value, keras.Variable) or ops.is_tensor(value)):
+            if isinstance(value, (str, bytes, dict)) or value is None:
+                return False
+            try:
+                value = np.asarray(value)
+            except (TypeError, ValueError):
+                return False
+        try:
+            dtype = keras.backend.standardize_dtype(value.dtype)
+        except (TypeError, ValueError, AttributeError):
+            return False
+        return dtype.startswith(("float", "bfloat", "int", "uint", "bool", "complex"))
+
+    def invalid_examples(self, valid: Any) -> list:
+        return ["abc", None, np.array(["a", "b"]), {"w": 1.0}]
+
+
+class _Threshold(Constraint):
+    """A finite number >= 0, or a tensor (a learning rate times ``l1`` inside a step)."""
+
+    text = "a non-negative float or a scalar tensor"
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, keras.Variable) or ops.is_tensor(value):
+            return True
+        return _L1[0].accepts(value)
+
+    def invalid_examples(self, valid: Any) -> list:
+        return ["abc", None, -1.0, math.nan, math.inf]
+
+
+def _metric_examples(valid: Any) -> list:
+    return ["abc", 1.5, np.ones((7, 7, 7), dtype="float32")]
+
+
+_X = [_Tensor()]
+_THRESHOLD = [_Threshold()]
+_METRIC = [NoneValue(), Checked("None or a tensor of the shape of x", _metric_examples)]
+
+
+def _check_metric(x: Any, metric: Any) -> None:
+    """``metric``, when given, must be a tensor of ``x``'s shape (shapes are static in a trace)."""
+    expected = _METRIC[1].text
+    if not _X[0].accepts(metric):
+        raise TypeError(_invalid("metric", expected, metric))
+    if tuple(np.shape(metric)) != tuple(np.shape(x)):
+        raise ValueError(_invalid("metric", f"{expected} {tuple(np.shape(x))}", metric))
+
+
 _L1 = [_interval(numbers.Real, "a non-negative float")]
 _AXIS = [Interval(numbers.Integral, None, None), _Axes()]
 _AXIS[0].text = "an int"
-
-
-def _check_l1(value: object) -> float:
-    expected = "a non-negative float"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(_invalid("l1", expected, value))
-    as_float = float(value)
-    if not math.isfinite(as_float) or as_float < 0:
-        raise ValueError(_invalid("l1", expected, value))
-    return as_float
-
-
-def _check_relax_after(value: object) -> int | None:
-    if value is None:
-        return None
-    expected = "None or a non-negative int (a number of epochs)"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(_invalid("relax_after", expected, value))
-    if value < 0:
-        raise ValueError(_invalid("relax_after", expected, value))
-    return int(value)
-
-
-def _check_axis(axis: object) -> int | tuple[int, ...]:
-    def is_int(a: object) -> bool:
-        return isinstance(a, numbers.Integral) and not isinstance(a, bool)
-
-    if is_int(axis):
-        return int(axis)
-    if isinstance(axis, (tuple, list)) and axis and all(is_int(a) for a in axis):
-        return tuple(int(a) for a in axis)
-    raise TypeError(_invalid("axis", "an int or a non-empty tuple of ints", axis))
 
 
 class _KerasNamespace:
@@ -167,7 +199,7 @@ class _ProximalRegularizer(keras.regularizers.Regularizer):
 
     def __init__(self, l1: float = 0.01) -> None:
         check_params(type(self).__name__, self._parameter_constraints, {"l1": l1}, wording=_wording)
-        self.l1 = _check_l1(l1)
+        self.l1 = float(l1)
         self._owners: set[int] = set()
 
     @property
@@ -219,6 +251,7 @@ class L1(_ProximalRegularizer):
     >>> Dense(64, kernel_regularizer=l1reg.keras.L1(0.01))  # doctest: +SKIP
     """
 
+    @declare_params(wording=_wording, x=_X)
     def value(self, x: Any) -> Any:
         x = ops.convert_to_tensor(x)
         dtype = _accumulation_dtype(x.dtype)
@@ -227,8 +260,11 @@ class L1(_ProximalRegularizer):
         # x * sign(x) is |x| with the gradient sign(x), which is 0 at 0 (jax's abs has 1 there).
         return ops.cast(self.l1, dtype) * _sum_abs(x)
 
+    @declare_params(wording=_wording, x=_X, threshold=_THRESHOLD, metric=_METRIC)
     def prox(self, x: Any, threshold: Any, metric: Any = None) -> Any:
+        x = ops.convert_to_tensor(x)
         if metric is not None:
+            _check_metric(x, metric)
             threshold = threshold / metric
         # x - clip(x, -t, t): sign(x) * max(|x| - t, 0) with an exact zero where |x| <= t.
         return x - ops.minimum(ops.maximum(x, -threshold), threshold)
@@ -255,7 +291,7 @@ class GroupL1(_ProximalRegularizer):
         values = {"l1": l1, "axis": axis}
         check_params(type(self).__name__, self._parameter_constraints, values, wording=_wording)
         super().__init__(l1)
-        self.axis = _check_axis(axis)
+        self.axis = int(axis) if isinstance(axis, numbers.Integral) else tuple(int(a) for a in axis)
 
     def get_config(self) -> dict[str, Any]:
         axis = self.axis if isinstance(self.axis, int) else list(self.axis)
@@ -276,6 +312,7 @@ class GroupL1(_ProximalRegularizer):
             x = ops.cast(x, "float32")
         return ops.sum(x * x, axis=axes, keepdims=True)
 
+    @declare_params(wording=_wording, x=_X)
     def value(self, x: Any) -> Any:
         x = ops.convert_to_tensor(x)
         axes = self._axes(tuple(x.shape))
@@ -288,7 +325,11 @@ class GroupL1(_ProximalRegularizer):
         scale = math.sqrt(math.prod(x.shape[a] for a in axes))
         return ops.cast(self.l1 * scale, norms.dtype) * _sum(norms)
 
+    @declare_params(wording=_wording, x=_X, threshold=_THRESHOLD, metric=_METRIC)
     def prox(self, x: Any, threshold: Any, metric: Any = None) -> Any:
+        x = ops.convert_to_tensor(x)
+        if metric is not None:
+            _check_metric(x, metric)
         axes = self._axes(tuple(x.shape))
         scale = math.sqrt(math.prod(x.shape[a] for a in axes))
         squares = self._squared_norms(x, axes)
