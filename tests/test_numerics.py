@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import pathlib
+import re
 
 import numpy as np
 import pytest
 
+import l1reg
 from l1reg import _numerics, l1_norm, l1_regularization, prox_l1, prox_l1_
 
 T = np.concatenate([np.linspace(-800.0, 800.0, 4001), [-1e-12, 0.0, 1e-12, 36.7, -36.7]])
@@ -102,3 +105,49 @@ def test_bad_threshold_arrays_show_the_value_and_what_is_wrong():
         prox_l1(np.ones(2), np.array([-1.0, 0.5]))
     with pytest.raises(ValueError, match=r"Its shape \(7, 3\) does not broadcast to \(3,\)"):
         prox_l1(np.ones(3), np.ones((7, 3)))
+
+
+_SRC = pathlib.Path(l1reg.__file__).parent
+# Each formula is defined in one module (the compiled kernels that stay separate for speed are
+# tested against it, above and in tests/test_torch.py): a definition found elsewhere is a copy.
+_DEFINED_ONCE = {
+    r"^BLOCK = \d+\s*$": {"_numerics.py"},  # (the sum's block; torch's thread blocks differ)
+    r"^def accumulation_dtype\(": {"_numerics.py"},
+    r"^def blocked_sum\(": {"_numerics.py"},
+    # (torch's compiled loop and its entry point, tested against it in tests/test_torch.py)
+    r"^def sum_abs\(": {"_numerics.py", "torch/_cpu/_kernels.py", "torch/_cpu/__init__.py"},
+    r"^def sigmoid\(": {"_numerics.py", "solvers/_cd_logistic.py"},
+    r"^def log1p_exp\(": {"_numerics.py", "solvers/_cd_logistic.py"},
+    r"^NEWTON_STEPS = ": {"prox.py"},
+    r"^def (metric_group_factor|group_shrink_factor)\(": {"prox.py"},
+    # (the solvers' scalar kernel, tested against it in tests/test_solvers_kernels.py)
+    r"^def soft_threshold\(": {"prox.py", "solvers/_cd_common.py"},
+    r"^def positive_class_share\(": {"datafits.py"},
+    r"^def uses_gram\(": {"solvers/_quadratic.py"},
+}
+# Names of the copies this rule replaced (issue 11): none may come back.
+_GONE = re.compile(
+    r"\b(_NEWTON_STEPS|_BLOCK|_group_factor|_torch_metric_group_factor|_sigmoid|_log1p_exp"
+    r"|_mean_log_loss|_both_classes)\b"
+)
+
+
+def _sources() -> dict[str, str]:
+    return {
+        path.relative_to(_SRC).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(_SRC.rglob("*.py"))
+    }
+
+
+def test_each_formula_is_defined_once():
+    sources = _sources()
+    for pattern, allowed in _DEFINED_ONCE.items():
+        where = {name for name, text in sources.items() if re.search(pattern, text, re.M)}
+        assert where == allowed, (pattern, sorted(where))
+    copies = {name: sorted(set(_GONE.findall(text))) for name, text in sources.items()}
+    assert not {name: found for name, found in copies.items() if found}
+
+
+def test_no_module_is_too_big_to_hold_in_mind():
+    sizes = {name: text.count("\n") for name, text in _sources().items()}
+    assert max(sizes.values()) <= 600, sorted(sizes.items(), key=lambda item: -item[1])[:3]

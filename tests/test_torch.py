@@ -533,6 +533,24 @@ def test_adam_group_prox_is_the_exact_prox_in_adams_metric(device):
     assert np.all(got[1] == 0) and np.all(got[0] != 0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_sum_abs_is_the_core_blocked_sum(dtype):
+    # The compiled one-pass sum stays separate for speed; past 2**24 values it gives the core's
+    # blocked sum (l1reg._numerics.sum_abs) to rounding, and both the exact sum to 1e-7.
+    from l1reg import _numerics
+
+    rng = np.random.default_rng(4)
+    values = rng.standard_normal(17_000_001).astype(
+        (dtype == torch.float32 and "float32") or "float64"
+    )
+    exact = math.fsum(np.abs(values.astype(np.float64)))
+    compiled = _cpu.sum_abs([torch.from_numpy(values)])
+    core = float(_numerics.sum_abs(np, values))
+    assert abs(compiled - exact) / exact < 1e-7
+    assert abs(core - exact) / exact < 1e-7
+    assert abs(compiled - core) / exact < 2e-7
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_compiled_group_prox_kernel_is_the_core_formula(dtype, axis):
