@@ -39,6 +39,7 @@ from . import _numerics
 __all__ = [
     "Array",
     "ArrayLike",
+    "Axes",
     "Boolean",
     "Callable",
     "Checked",
@@ -234,6 +235,22 @@ class Instance(Constraint):
 
     def invalid_examples(self, valid: Any) -> list:
         return ["abc", 1.5, None, _Anything()]
+
+
+class Axes(Constraint):
+    """A non-empty tuple (or list) of ints: the axes of a group."""
+
+    text = "a non-empty tuple of ints"
+
+    def accepts(self, value: Any) -> bool:
+        return (
+            isinstance(value, (tuple, list))
+            and bool(value)
+            and all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in value)
+        )
+
+    def invalid_examples(self, valid: Any) -> list:
+        return ["rows", (), (0, "a"), [1.5], None]
 
 
 class ArrayLike(Constraint):

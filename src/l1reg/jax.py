@@ -41,8 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._validation import Callable as CallableValue
 from ._validation import (
+    Axes,
     Constraint,
     Interval,
     NoneValue,
@@ -51,6 +51,7 @@ from ._validation import (
     declare_params,
     invalid_parameter,
 )
+from ._validation import Callable as CallableValue
 from .prox import group_shrink_factor, metric_group_factor, soft_threshold
 
 __all__ = ["AdamL1State", "ProxL1State", "adam_l1", "prox_group_l1", "prox_l1"]
@@ -105,27 +106,11 @@ class _BoolTree(Constraint):
         return ["abc", 1, 1.5, {"w": "yes"}, [0.5]]
 
 
-class _Axes(Constraint):
-    """A non-empty tuple (or list) of ints: the group axes."""
-
-    text = "a non-empty tuple of ints"
-
-    def accepts(self, value: Any) -> bool:
-        return (
-            isinstance(value, (tuple, list))
-            and bool(value)
-            and all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in value)
-        )
-
-    def invalid_examples(self, valid: Any) -> list:
-        return ["abc", (), (0, "a"), [1.5]]
-
-
 _LAMBDA = [NonNegativeFloat()]
 _LEARNING_RATE = [NonNegativeFloat(), CallableValue()]
 _MASK = [NoneValue(), CallableValue(), _BoolTree()]
 _RELAX_AFTER = [NoneValue(), Interval(numbers.Integral, 0, None)]
-_AXIS = [Interval(numbers.Integral, None, None), _Axes()]
+_AXIS = [Interval(numbers.Integral, None, None), Axes()]
 _BETA = [Interval(numbers.Real, 0, 1, "left")]
 
 

@@ -13,6 +13,7 @@ from keras import ops
 
 from .. import _numerics
 from .._validation import (
+    Axes,
     Checked,
     Constraint,
     Interval,
@@ -43,22 +44,6 @@ def _interval(kind: type, text: str) -> Interval:
     constraint = Interval(kind, 0, None, "left")
     constraint.text = text
     return constraint
-
-
-class _Axes(Constraint):
-    """A non-empty tuple (or list) of ints: the group axes."""
-
-    text = "a non-empty tuple of ints"
-
-    def accepts(self, value: Any) -> bool:
-        return (
-            isinstance(value, (tuple, list))
-            and bool(value)
-            and all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in value)
-        )
-
-    def invalid_examples(self, valid: Any) -> list:
-        return ["rows", (), (0, "a"), [1.5], None]
 
 
 class _Tensor(Constraint):
@@ -118,7 +103,7 @@ def _check_metric(x: Any, metric: Any) -> None:
 
 
 _L1 = [_interval(numbers.Real, "a non-negative float")]
-_AXIS = [Interval(numbers.Integral, None, None), _Axes()]
+_AXIS = [Interval(numbers.Integral, None, None), Axes()]
 _AXIS[0].text = "an int"
 
 
