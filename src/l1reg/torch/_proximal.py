@@ -57,10 +57,11 @@ class ProximalL1(torch.optim.Optimizer):
 
     ``step()`` runs the wrapped optimizer on the data loss (do not add the penalty to the loss),
     then soft-thresholds the regularizer's parameters with each parameter group's current learning
-    rate, in the optimizer's own metric for Adam-like optimizers (see the module docstring). A
-    weight that is zero stays exactly zero unless its data gradient is large enough to bring it
-    back. ``zero_grad``, ``state_dict``/``load_state_dict``, ``param_groups`` and learning-rate
-    schedulers behave as on the wrapped optimizer (a scheduler may wrap either).
+    rate, in the optimizer's own metric for Adam-like optimizers (threshold ``lr * lambda / D_i``
+    with ``D_i = sqrt(v_hat_i) + eps`` for Adam; the module docstring). A weight that is zero
+    stays exactly zero unless its data gradient is large enough to bring it back. ``zero_grad``,
+    ``state_dict``/``load_state_dict``, ``param_groups`` and learning-rate schedulers behave as on
+    the wrapped optimizer (a scheduler may wrap either).
 
     Parameters
     ----------
