@@ -199,12 +199,16 @@ class ProximalL1(keras.callbacks.Callback):
         """Take the model's l1reg regularizers out of the loss; ``step`` now applies them."""
         self._attach(inside_the_step=False)
 
-    def _attach(self, inside_the_step: bool) -> None:
-        if self._attached:
-            return
+    def _required_model(self) -> Any:
         model = getattr(self, "_model", None)
         if model is None:
             raise ValueError("ProximalL1 has no model: pass ProximalL1(model) or use model.fit.")
+        return model
+
+    def _attach(self, inside_the_step: bool) -> None:
+        if self._attached:
+            return
+        model = self._required_model()
         weights = _owned_weights(model)
         if not weights:
             raise ValueError(
@@ -492,10 +496,7 @@ class ProximalL1(keras.callbacks.Callback):
         ``model.trainable_variables`` and ``optimizer.variables`` after
         ``optimizer.stateless_apply``.
         """
-        model = getattr(self, "_model", None)
-        if model is None:
-            raise ValueError("ProximalL1 has no model: pass ProximalL1(model) or use model.fit.")
-        model_variables = list(model.trainable_variables)
+        model_variables = list(self._required_model().trainable_variables)
         _check_values(
             "trainable_variables", trainable_variables, model_variables, "model.trainable_variables"
         )

@@ -115,7 +115,7 @@ class _Matcher:
     """Name patterns, modules and parameters, matched against (name, parameter) pairs."""
 
     def __init__(self, items: object, name: str, owner: str, module: nn.Module) -> None:
-        expected = "None, or name patterns (str), modules or parameters of the module"
+        expected = _PATTERNS
         try:
             listed = _as_list(items)
         except TypeError:
