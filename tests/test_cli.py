@@ -17,7 +17,13 @@ pd = pytest.importorskip("pandas")
 pytest.importorskip("matplotlib")
 pytest.importorskip("tqdm")
 
-OUTPUT_FILES = {"coefficients.csv", "summary.json", "coefficient_path.png", "cv_error.png"}
+OUTPUT_FILES = {
+    "coefficients.csv",
+    "summary.json",
+    "model.json",
+    "coefficient_path.png",
+    "cv_error.png",
+}
 
 
 def run_l1reg(*args: str, cwd: Path, stderr=subprocess.PIPE, timeout: float = 120):
@@ -71,12 +77,12 @@ def table_rows(stdout: str) -> dict[str, list[float]]:
     for line in lines[rules[0] + 1 : rules[1]]:
         if line.startswith("  ="):  # a level of the text column named on the row above
             name, *numbers = line.split()
-            rows[f"{column}={name[1:]}"] = [float(v) for v in numbers]
+            rows[f"{column}={name[1:]}"] = [float(v) for v in numbers if "/" not in v]
         elif re.search(r" \(text: \d+ of \d+ levels kept\)$", line):
             column = line.split(" (text")[0]
         else:
             name, *numbers = re.split(r"\s{2,}", line.strip())
-            rows[name] = [float(v) for v in numbers]
+            rows[name] = [float(v) for v in numbers if "/" not in v]  # not "3/5": in folds
     return rows
 
 
@@ -172,14 +178,10 @@ def classification_frame(n: int, classes: list[str], seed: int = 0) -> pd.DataFr
 
 def test_fit_binary_classification_with_text_labels(tmp_path):
     classification_frame(120, ["no", "yes"]).to_csv(tmp_path / "c.csv", index=False)
-    refused = run_l1reg("fit", "c.csv", "--target", "label", cwd=tmp_path)
-    assert refused.returncode == 2
-    assert "--task classification" in refused.stderr  # text labels need the task said
-    result = run_l1reg(
-        "fit", "c.csv", "--target", "label", "--task", "classification", "--cv", "3", "--out", "o",
-        cwd=tmp_path,
-    )  # fmt: skip
+    # Two text values are two classes under --task auto, as for numbers.
+    result = run_l1reg("fit", "c.csv", "--target", "label", "--cv", "3", "--out", "o", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert "classification (auto: the target has 2 distinct values)" in result.stdout
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["task"] == "classification"
     assert summary["estimator"] == "L1LogisticRegressionCV"
@@ -244,7 +246,11 @@ def test_fit_at_a_given_alpha(regression_run):
             f"alpha      {float(alpha):.5g}" in result.stdout and "alpha_min" not in result.stdout
         )
         # No search over alphas, so no path and no CV curve to draw.
-        assert {p.name for p in (folder / out).iterdir()} == {"coefficients.csv", "summary.json"}
+        assert {p.name for p in (folder / out).iterdir()} == {
+            "coefficients.csv",
+            "summary.json",
+            "model.json",
+        }
         given[out] = (summary, result.stdout)
     assert given["1e6"][0]["kept"] == 0 and "no feature kept" in given["1e6"][1]
     # At alpha_min, on the same folds, the same model and the same CV score as the search's (up to
@@ -265,6 +271,8 @@ def standardized_features(frame: pd.DataFrame, target: str) -> np.ndarray:
 
 @pytest.mark.parametrize("classes", [["no", "yes"], ["ant", "bee", "cat"]])
 def test_fit_at_a_given_alpha_is_the_cv_estimator_on_a_grid_of_that_alpha(tmp_path, classes):
+    from sklearn.model_selection import StratifiedKFold
+
     from l1reg.linear_model import L1LogisticRegressionCV
 
     frame = classification_frame(150, classes, seed=3)
@@ -277,7 +285,11 @@ def test_fit_at_a_given_alpha_is_the_cv_estimator_on_a_grid_of_that_alpha(tmp_pa
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["alpha_source"] == "given" and summary["estimator"] == "L1LogisticRegression"
-    assert {p.name for p in (tmp_path / "o").iterdir()} == {"coefficients.csv", "summary.json"}
+    assert {p.name for p in (tmp_path / "o").iterdir()} == {
+        "coefficients.csv",
+        "summary.json",
+        "model.json",
+    }
 
     # The same folds, tolerance and refit as the estimator's own CV given the one alpha: for more
     # than two classes, the log-loss of each one-vs-rest problem, summed. Equal up to the solver's
@@ -286,7 +298,8 @@ def test_fit_at_a_given_alpha_is_the_cv_estimator_on_a_grid_of_that_alpha(tmp_pa
     frame = pd.read_csv(tmp_path / "c.csv")  # the numbers exactly as the command read them
     X = standardized_features(frame, "label")
     y = np.unique(frame["label"], return_inverse=True)[1]
-    model = L1LogisticRegressionCV(alphas=[alpha], cv=3, tol=1e-6).fit(X, y)
+    folds = StratifiedKFold(3, shuffle=True, random_state=0)  # --seed 0
+    model = L1LogisticRegressionCV(alphas=[alpha], cv=folds, tol=1e-6).fit(X, y)
     fold_errors = model.loss_path_[0]
     assert summary["score"]["mean"] == pytest.approx(fold_errors.mean(), rel=1e-5)
     assert summary["score"]["std_error"] == pytest.approx(
@@ -471,35 +484,39 @@ def test_errors_are_one_line_with_status_2_and_no_files(case, error_folder):
 
 
 def test_written_files_get_the_usual_mode(tmp_path):
-    from l1reg.cli.files import write_files
+    from l1reg.cli.files import write_file, write_set
 
     previous = os.umask(0o022)
     try:
-        write_files(tmp_path / "out", {"a.csv": b"1\n"})
+        write_set(tmp_path / "out", {"summary.json": b"{}\n"})
+        write_file(tmp_path / "data.csv", b"1\n")
     finally:
         os.umask(previous)
-    assert (tmp_path / "out" / "a.csv").stat().st_mode & 0o777 == 0o644
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.csv"]
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "out" / "summary.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "data.csv").stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "out"]
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path):
-    from l1reg.cli.files import write_files
+    from l1reg.cli.files import write_set
 
     out = tmp_path / "new" / "out"
     with pytest.raises(TypeError):  # the second file cannot be written
-        write_files(out, {"a.csv": b"1,2\n", "b.json": None, "c.png": b"x"})
-    assert list(tmp_path.iterdir()) == []  # no temporary file, and the folders it made are gone
+        write_set(out, {"summary.json": b"{}", "model.json": None, "cv_error.png": b"x"})
+    assert list(tmp_path.iterdir()) == []  # no temporary folder, and the folders it made are gone
 
     (tmp_path / "kept").mkdir()
-    (tmp_path / "kept" / "a.csv").write_bytes(b"old")
+    (tmp_path / "kept" / "summary.json").write_bytes(b"old")
+    (tmp_path / "kept" / "cv_error.png").write_bytes(b"old plot")
     with pytest.raises(TypeError):
-        write_files(tmp_path / "kept", {"a.csv": b"new", "b.json": None})
-    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["a.csv"]
-    assert (tmp_path / "kept" / "a.csv").read_bytes() == b"old"  # untouched: all or nothing
-
-
-# --------------------------------------------------------------------------------------------------
-# l1reg demo
+        write_set(tmp_path / "kept", {"summary.json": b"new", "model.json": None})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    assert (tmp_path / "kept" / "summary.json").read_bytes() == b"old"  # all or nothing
+    # A set written whole replaces the whole folder: no plot of the old set stays beside it.
+    write_set(tmp_path / "kept", {"summary.json": b"new"})
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
 
 
 def test_demo_runs_both_data_sets_and_fit_reproduces_it(tmp_path):

@@ -1,8 +1,11 @@
-"""The two plots of ``l1reg fit``: the coefficient path over alpha and the cross-validation curve.
+"""The plots of ``l1reg fit``: the coefficient path over alpha, the cross-validation curve, and
+the stability paths of stability selection.
 
-Both functions return a matplotlib ``Figure`` drawn on the Agg canvas, without pyplot and without
-changing the user's backend; :func:`png_bytes` renders one to PNG. matplotlib is imported when a
-function is called, never by ``import l1reg``.
+Each function returns a matplotlib ``Figure`` drawn on the Agg canvas, without pyplot and without
+changing the user's backend; :func:`png_bytes` renders one to PNG, with a fallback for glyphs the
+default font lacks (a CJK column name drawn in a CJK font where one is installed, as a box where
+none is, without a warning either way). matplotlib is imported when a function is called, never by
+``import l1reg``.
 
     >>> import numpy as np
     >>> from l1reg.plotting import plot_cv_error, png_bytes
@@ -23,9 +26,9 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot_coefficient_path", "plot_cv_error", "png_bytes"]
+__all__ = ["plot_coefficient_path", "plot_cv_error", "plot_stability_path", "png_bytes"]
 
-# How many paths get a name at their right end; the others are drawn in grey, unnamed.
+# How many paths get a name beside the chosen alpha; the others are drawn in grey, unnamed.
 _MAX_LABELLED = 10
 _MIN_COLOR = "black"
 _1SE_COLOR = "0.35"
@@ -76,7 +79,7 @@ def plot_coefficient_path(
     ``coef_path`` is ``(n_features, n_alphas)``, or ``(n_outputs, n_features, n_alphas)`` for a
     multiclass model, drawn as one panel per output named by ``output_names``. The features kept at
     ``alpha_min`` (at the smallest alpha without it), the largest ten when there are more, are drawn
-    in colour and named at the right end of their line; the others are grey.
+    in colour (never grey) and named beside their line at ``alpha_min``; the others are grey.
     """
     alphas = np.asarray(alphas, dtype=float)
     paths = np.asarray(coef_path, dtype=float)
@@ -110,21 +113,7 @@ def plot_coefficient_path(
         axes.axhline(0.0, color="black", lw=0.6)
         _mark_alphas(axes, alpha_min, alpha_1se)
         _alpha_axis(axes, alphas)
-        # Names at the right end of their line, pushed apart where lines end close together.
-        low, high = axes.get_ylim()
-        ends = _spread([path[j, -1] for j in labelled], gap=(high - low) * 0.045)
-        for j, y in zip(labelled, ends):
-            axes.annotate(
-                feature_names[j],
-                xy=(1.0, path[j, -1]),
-                xycoords=("axes fraction", "data"),
-                xytext=(1.01, y),
-                textcoords=("axes fraction", "data"),
-                va="center",
-                fontsize=8,
-                color=color[j],
-                annotation_clip=False,
-            )
+        _name_lines(axes, alphas[chosen], path[:, chosen], labelled, feature_names, color)
         axes.set_ylabel(ylabel if name is None else f"{ylabel}\nclass {name}")
         if axes is axes_list[0]:
             axes.legend(loc="upper left", fontsize=8, framealpha=0.9)
@@ -194,11 +183,117 @@ def plot_cv_error(
     return figure
 
 
-def png_bytes(figure: Figure) -> bytes:
-    """The figure rendered as PNG."""
+def plot_stability_path(
+    alphas: Sequence[float] | np.ndarray,
+    probabilities: np.ndarray,
+    *,
+    feature_names: Sequence[str],
+    threshold: float,
+    title: str = "Stability selection",
+) -> Figure:
+    """Each feature's selection probability over ``alphas``, the threshold marked.
+
+    ``probabilities`` is ``(n_alphas, n_features)``, as ``selection_probabilities_`` of
+    :class:`~l1reg.StabilitySelection`.
+    The features whose probability reaches ``threshold`` somewhere on the grid (the selected ones),
+    the ten most stable when there are more, are drawn in colour and named beside their line where
+    it is highest; the others are grey.
+    """
+    alphas = np.asarray(alphas, dtype=float)
+    probabilities = np.asarray(probabilities, dtype=float)
+    if probabilities.shape != (alphas.shape[0], len(feature_names)):
+        raise ValueError(
+            f"probabilities of shape {probabilities.shape} do not match {alphas.shape[0]} alphas "
+            f"and {len(feature_names)} feature names"
+        )
+    figure = _new_figure(8.0, 5.0)
+    axes = figure.subplots()
+    highest = probabilities.max(axis=0)
+    order = np.argsort(-highest, kind="stable")
+    labelled = [int(j) for j in order[:_MAX_LABELLED] if highest[j] >= threshold]
+    palette = _palette()
+    color = {j: palette[rank % len(palette)] for rank, j in enumerate(labelled)}
+    for j in range(len(feature_names)):
+        if j not in color:
+            axes.plot(alphas, probabilities[:, j], color="0.75", lw=0.9)
+    for j in labelled:
+        axes.plot(alphas, probabilities[:, j], color=color[j], lw=1.6)
+    axes.axhline(threshold, color="black", ls="--", lw=1.0, label=f"threshold {threshold:g}")
+    _alpha_axis(axes, alphas)
+    axes.set_ylim(-0.02, 1.05)
+    axes.set_ylabel("selection probability (share of half-samples)")
+    axes.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    # Each name where its line ends: every selected line reaches its highest value at the small
+    # alphas, so the right end is beside it.
+    _name_lines(axes, alphas[-1], probabilities[-1], labelled, feature_names, color)
+    n_selected = int(np.count_nonzero(highest >= threshold))
+    which = (
+        f"the {_MAX_LABELLED} most stable of the {n_selected}"
+        if n_selected > _MAX_LABELLED
+        else "the"
+    )
+    figure.suptitle(f"{title}\nin colour: {which} features selected; others grey", fontsize=10)
+    return figure
+
+
+def png_bytes(figure: Figure, *, comment: str | None = None) -> bytes:
+    """The figure rendered as PNG (``comment`` as its Comment text chunk).
+
+    Glyphs the default font lacks are taken from any installed CJK font, and the warnings
+    matplotlib prints for glyphs no font has are silenced: such a name is drawn with boxes.
+    """
+    import logging
+    import warnings
+
+    from matplotlib import rc_context
+
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    logger = logging.getLogger("matplotlib.font_manager")
+    level = logger.level
+    with rc_context({"font.sans-serif": _fallback_fonts()}), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"(?s).*Glyph .* missing from")
+        warnings.filterwarnings("ignore", message=r"(?s).*findfont")
+        logger.setLevel(logging.ERROR)
+        try:
+            figure.savefig(
+                buffer, format="png", metadata=None if comment is None else {"Comment": comment}
+            )
+        finally:
+            logger.setLevel(level)
     return buffer.getvalue()
+
+
+def _fallback_fonts() -> list[str]:
+    """matplotlib's sans-serif fonts, then any installed font for CJK text."""
+    from matplotlib import font_manager, rcParams
+
+    wide = sorted(
+        {
+            font.name
+            for font in font_manager.fontManager.ttflist
+            if any(key in font.name for key in ("CJK", "WenQuanYi", "Droid Sans Fallback", "AR PL"))
+        }
+    )
+    return [*rcParams["font.sans-serif"], *wide]
+
+
+def _name_lines(axes, x: float, ys: np.ndarray, labelled, names, color) -> None:
+    """Each labelled line's name just right of ``x``, at its height there, pushed apart."""
+    low, high = axes.get_ylim()
+    placed = _spread([float(ys[j]) for j in labelled], gap=(high - low) * 0.045)
+    left, right = axes.get_xlim()  # decreasing: alpha falls to the right
+    step = (left / right) ** 0.015  # 1.5% of the axis width, on the log scale
+    for j, y in zip(labelled, placed):
+        axes.annotate(
+            names[j],
+            xy=(x, float(ys[j])),
+            xytext=(x / step, y),
+            va="center",
+            fontsize=8,
+            color=color[j],
+            bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7},
+            annotation_clip=False,
+        )
 
 
 def _spread(values: list[float], gap: float) -> list[float]:
@@ -233,7 +328,8 @@ def _spread(values: list[float], gap: float) -> list[float]:
     return result.tolist()
 
 
-def _palette() -> list[str]:
+def _palette() -> list:
+    """tab10 without its grey (grey is for the features not kept), and navy for a tenth."""
     from matplotlib import colormaps
 
-    return [colormaps["tab10"](i) for i in range(10)]
+    return [colormaps["tab10"](i) for i in range(10) if i != 7] + ["navy"]

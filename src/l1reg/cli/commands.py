@@ -1,9 +1,10 @@
-"""The commands: ``fit``, ``demo`` and ``inspect``, and :func:`main`, which runs the one asked for.
+"""The commands: ``fit``, ``predict``, ``demo`` and ``inspect``, and :func:`main`, which runs one.
 
 ``fit`` and ``demo`` share one job (:func:`run_job`): fit a design, make its report and write the
-set of files. ``inspect`` reads a checkpoint and prints its sparsity report. :func:`main` maps a
-:class:`CommandError` to one line on stderr and exit status 2, Ctrl-C to status 130, and a closed
-stdout (``l1reg demo | head``) to a quiet status 1.
+set of files. ``predict`` applies a saved ``model.json`` to a new table. ``inspect`` reads a
+checkpoint and prints its sparsity report. :func:`main` maps a :class:`CommandError` to one line on
+stderr and exit status 2, Ctrl-C to status 130, and a closed stdout (``l1reg demo | head``) to a
+quiet status 1.
 """
 
 from __future__ import annotations
@@ -19,49 +20,61 @@ from l1reg.cli.design import Design, build_design
 from l1reg.cli.errors import PROG, CommandError
 from l1reg.cli.files import (
     COEFFICIENTS_CSV,
-    CV_PNG,
-    PATH_PNG,
+    MODEL_JSON,
     SUMMARY_JSON,
     check_out_dir,
-    write_files,
+    new_run_id,
+    replaced_by_another_run,
+    write_file,
+    write_set,
 )
-from l1reg.cli.fitting import Progress, fit_design
+from l1reg.cli.fitting import FitOptions, Progress, fit_design
 from l1reg.cli.parser import DEFAULT_FIT_OUT, build_parser
 from l1reg.cli.report import coefficients_csv, format_report, render_plots, summarize, to_json
-from l1reg.cli.table import read_csv
+from l1reg.cli.table import data_stem, read_table
 from l1reg.cli.wording import plural
 
-__all__ = ["main", "run_demo", "run_fit", "run_inspect", "run_job"]
+__all__ = ["main", "run_demo", "run_fit", "run_inspect", "run_job", "run_predict"]
 
 
 def run_job(
-    design: Design,
-    *,
-    cv: int,
-    alpha: float | None,
-    out_dir: Path,
-    progress: Progress,
-) -> tuple[dict[str, Any], list[str]]:
-    """Fit, report and write the files of one design; returns the summary and the file names."""
+    design: Design, options: FitOptions, *, out_dir: Path, progress: Progress
+) -> dict[str, Any]:
+    """Fit, report and write the set of files of one design; returns the summary."""
+    from l1reg.cli.model import model_dict
+
     try:
-        result = fit_design(design, cv=cv, alpha=alpha, progress=progress)
+        result = fit_design(design, options, progress)
     finally:
         progress.close()
-    summary = summarize(design, result, cv=cv)
-    plots = render_plots(design, result, summary)
-    files = [COEFFICIENTS_CSV, SUMMARY_JSON, *plots]
+    run = new_run_id()
+    summary = summarize(design, result, options)
+    plots = render_plots(design, result, summary, run=run)
+    files = [COEFFICIENTS_CSV, SUMMARY_JSON, MODEL_JSON, *plots]
     summary["out_dir"] = str(out_dir)
     summary["files"] = files
+    summary["run"] = run
     contents = {
         COEFFICIENTS_CSV: coefficients_csv(design, result, summary).encode(),
-        SUMMARY_JSON: (to_json(summary) + "\n").encode(),
+        MODEL_JSON: (to_json(model_dict(design, result, run=run)) + "\n").encode(),
         **plots,
+        SUMMARY_JSON: (to_json(summary) + "\n").encode(),
     }
-    # Plots of an earlier search in the same folder would not match a fit at a given alpha.
-    write_files(out_dir, contents, stale=(PATH_PNG, CV_PNG))
+    write_set(out_dir, contents)
     for line in result.warnings:
         print(f"{PROG}: warning: {line}", file=sys.stderr)
-    return summary, files
+    return summary
+
+
+def _written(out_dir: Path, summary: dict[str, Any]) -> None:
+    """Say so on stderr when a concurrent run has replaced the set this run wrote."""
+    if replaced_by_another_run(out_dir, summary["run"]):
+        print(
+            f"{PROG}: warning: the files this run wrote to {out_dir} were replaced by another "
+            "run writing to the same folder; rerun it or give each run its own --out",
+            file=sys.stderr,
+        )
+        summary["files"] = []
 
 
 def _progress_enabled(quiet: bool) -> bool:
@@ -69,22 +82,59 @@ def _progress_enabled(quiet: bool) -> bool:
     return not quiet and sys.stderr is not None and sys.stderr.isatty()
 
 
+def _options(args: argparse.Namespace) -> FitOptions:
+    return FitOptions(
+        cv=args.cv,
+        seed=getattr(args, "seed", 0),
+        alpha=getattr(args, "alpha", None),
+        select=getattr(args, "select", "min"),
+        tol=getattr(args, "tol", FitOptions.tol),
+        max_iter=getattr(args, "max_iter", FitOptions.max_iter),
+        n_jobs=getattr(args, "jobs", 1),
+        stability=getattr(args, "stability", None),
+    )
+
+
 def run_fit(args: argparse.Namespace) -> int:
     """``l1reg fit DATA.csv --target COLUMN``."""
-    out_dir = Path(args.out) if args.out else DEFAULT_FIT_OUT / Path(args.data).stem
+    out_dir = Path(args.out) if args.out else DEFAULT_FIT_OUT / data_stem(args.data)
     check_out_dir(out_dir)
-    frame = read_csv(args.data)
+    frame = read_table(args.data, sep=args.sep, na_values=args.na_values)
     design = build_design(
-        frame, source=args.data, target=args.target, task=args.task, impute=args.impute, cv=args.cv
+        frame,
+        source=args.data,
+        target=args.target,
+        task=args.task,
+        impute=args.impute,
+        cv=args.cv,
+        drop=args.drop,
     )
     progress = Progress(_progress_enabled(args.quiet), "cross-validation")
-    summary, files = run_job(
-        design, cv=args.cv, alpha=args.alpha, out_dir=out_dir, progress=progress
-    )
+    summary = run_job(design, _options(args), out_dir=out_dir, progress=progress)
+    _written(out_dir, summary)
     if args.json:
         print(to_json(summary))
     else:
-        print(format_report(summary, files, str(out_dir)))
+        print(format_report(summary, summary["files"], str(out_dir)))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """``l1reg predict MODEL DATA.csv [--out FILE]``: the saved model applied to new rows."""
+    from l1reg.cli.model import load_model, predictions_frame
+
+    model = load_model(args.model)
+    if args.out is not None and Path(args.out).is_dir():
+        raise CommandError(f"cannot write to --out {args.out!r}: it is a folder")
+    frame = read_table(args.data, sep=args.sep, na_values=args.na_values)
+    text = predictions_frame(model, frame, source=args.data).to_csv(
+        index=False, float_format="%.17g"
+    )
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        write_file(Path(args.out), text.encode())
+        print(f"wrote {args.out}: {plural(len(frame), 'prediction')}", file=sys.stderr)
     return 0
 
 
@@ -93,7 +143,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from l1reg.datasets import DATASETS
 
     out_dir = Path(args.out)
-    check_out_dir(out_dir)
+    for name in DATASETS:
+        check_out_dir(out_dir / name)
     summaries = {}
     reports = []
     for name, dataset in DATASETS.items():
@@ -107,15 +158,14 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         design.task_reason = "bundled demo data"
         progress = Progress(_progress_enabled(args.quiet), f"{name}: cross-validation")
-        summary, files = run_job(
-            design, cv=args.cv, alpha=None, out_dir=out_dir / name, progress=progress
-        )
+        summary = run_job(design, _options(args), out_dir=out_dir / name, progress=progress)
+        _written(out_dir / name, summary)
         # The data set itself, so the same job can be rerun with l1reg fit.
-        write_files(out_dir, {f"{name}.csv": frame.to_csv(index=False).encode()})
+        write_file(out_dir / f"{name}.csv", frame.to_csv(index=False).encode())
         summaries[name] = summary
         reports.append(
             f"== {dataset.description}\n"
-            + format_report(summary, files, str(out_dir / name))
+            + format_report(summary, summary["files"], str(out_dir / name))
             + f"\nrerun it: {PROG} fit {out_dir / (name + '.csv')} --target {dataset.target}"
             + ("" if dataset.task == "regression" else f" --task {dataset.task}")
         )
@@ -148,6 +198,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 # Each command of the parser, by name, and the function that runs it.
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "fit": run_fit,
+    "predict": run_predict,
     "demo": run_demo,
     "inspect": run_inspect,
 }

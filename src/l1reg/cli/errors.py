@@ -12,5 +12,5 @@ __all__ = ["PROG", "CommandError"]
 PROG = "l1reg"
 
 
-class CommandError(Exception):
-    """A problem with the user's input: printed as one line, exit status 2."""
+class CommandError(ValueError):
+    """A problem with the user's input: one line, exit status 2 (in Python, a ValueError)."""

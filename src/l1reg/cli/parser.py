@@ -14,11 +14,13 @@ from pathlib import Path
 
 from l1reg import __version__
 from l1reg.cli.errors import PROG
+from l1reg.cli.fitting import FitOptions
 
 __all__ = ["DEFAULT_DEMO_OUT", "DEFAULT_FIT_OUT", "build_parser"]
 
 DEFAULT_FIT_OUT = Path("l1reg-out")
 DEFAULT_DEMO_OUT = Path("l1reg-demo")
+_DEFAULTS = FitOptions()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +53,66 @@ def _positive_alpha(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def _tolerance(text: str) -> float:
+    value = _positive_alpha(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"must be names separated by commas, got {text!r}")
+    return names
+
+
+_SEPARATOR_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+def _separator(text: str) -> str:
+    value = _SEPARATOR_NAMES.get(text, text)
+    if len(value) != 1:
+        raise argparse.ArgumentTypeError(
+            f"must be one character (or tab, comma, semicolon, pipe), got {text!r}"
+        )
+    return value
+
+
+def _add_reading(command) -> None:
+    """The options of reading a data file, shared by fit and predict."""
+    command.add_argument(
+        "--sep",
+        type=_separator,
+        metavar="SEP",
+        help="the CSV separator: one character, or tab (default: sniffed among , ; tab |)",
+    )
+    command.add_argument(
+        "--na-values",
+        type=_names,
+        default=[],
+        metavar="A,B",
+        help="more markers of a missing value, besides empty, NA, NaN, null and pandas' others",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``l1reg``; the chosen command's name is ``args.command`` (None if none)."""
     parser = _Parser(
@@ -60,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_fit(subparsers)
+    _add_predict(subparsers)
     _add_demo(subparsers)
     _add_inspect(subparsers)
     return parser
@@ -70,22 +133,43 @@ def _add_fit(subparsers) -> None:
         "fit",
         help="fit a Lasso / L1 logistic regression to a CSV file, alpha chosen by cross-validation",
         description=(
-            "Read a CSV file, one-hot encode its text columns, standardize, fit LassoCV "
-            "(regression) or L1LogisticRegressionCV (classification), print the selected "
-            "features and write coefficients.csv, summary.json, coefficient_path.png and "
-            "cv_error.png to --out."
+            "Read a CSV (or .csv.gz, or Parquet) file, leave out index, constant and duplicated "
+            "columns, one-hot encode its text columns, standardize, fit LassoCV (regression) or "
+            "L1LogisticRegressionCV (classification) on shuffled folds, print the selected "
+            "features and write coefficients.csv, summary.json, model.json, "
+            "coefficient_path.png and cv_error.png to --out, replacing its earlier content as "
+            "one set."
         ),
     )
-    fit.add_argument("data", metavar="DATA.csv", help="the data: a CSV file with a header row")
+    fit.add_argument(
+        "data", metavar="DATA.csv", help="the data: a CSV file with a header row, or Parquet"
+    )
     fit.add_argument("--target", required=True, metavar="COLUMN", help="the column to predict")
     fit.add_argument(
         "--task",
         choices=("auto", "regression", "classification"),
         default="auto",
-        help="auto (default): classification for a target of 2 distinct values, else regression",
+        help="auto (default): classification for a target of 2 distinct values (of any type), "
+        "else regression",
     )
     fit.add_argument(
         "--cv", type=_cv_folds, default=5, metavar="K", help="cross-validation folds (default 5)"
+    )
+    fit.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="seed of the shuffled folds (and of --stability's subsamples); default 0",
+    )
+    fit.add_argument(
+        "--select",
+        choices=("min", "1se"),
+        default="min",
+        help="the model reported and saved: at alpha_min (default) or alpha_1se (sparser)",
+    )
+    fit.add_argument(
+        "--drop", type=_names, default=[], metavar="COL,...", help="columns to leave out"
     )
     fit.add_argument(
         "--alpha",
@@ -98,6 +182,31 @@ def _add_fit(subparsers) -> None:
         metavar="DIR",
         help=f"where to write the files (default {DEFAULT_FIT_OUT}{os.sep}<name of DATA>)",
     )
+    fit.add_argument(
+        "--stability",
+        type=_positive_int,
+        metavar="B",
+        help="also run stability selection with B complementary pairs of half-samples",
+    )
+    fit.add_argument(
+        "--tol",
+        type=_tolerance,
+        default=_DEFAULTS.tol,
+        metavar="T",
+        help="the solver stops at a duality gap of T times the objective at 0 "
+        f"(default {_DEFAULTS.tol:g})",
+    )
+    fit.add_argument(
+        "--max-iter",
+        type=_positive_int,
+        default=_DEFAULTS.max_iter,
+        metavar="N",
+        help=f"the solver's iteration limit per fit (default {_DEFAULTS.max_iter})",
+    )
+    fit.add_argument(
+        "--jobs", type=_positive_int, default=1, metavar="N", help="threads (default 1)"
+    )
+    _add_reading(fit)
     fit.add_argument("--json", action="store_true", help="print the JSON summary, not the table")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     fit.add_argument(
@@ -105,6 +214,24 @@ def _add_fit(subparsers) -> None:
         action="store_true",
         help="fill missing feature values (median of a numeric column, most frequent text value)",
     )
+
+
+def _add_predict(subparsers) -> None:
+    predict = subparsers.add_parser(
+        "predict",
+        help="apply a model.json written by l1reg fit to a new data file",
+        description=(
+            "Encode DATA as the fit encoded its training file (the same columns, text levels, "
+            "imputation and standardization; other columns are ignored) and write one row per "
+            "data row: the prediction, and each class's probability for a classification."
+        ),
+    )
+    predict.add_argument("model", metavar="MODEL", help="model.json (or the folder holding it)")
+    predict.add_argument("data", metavar="DATA.csv", help="the new rows: CSV or Parquet")
+    predict.add_argument(
+        "--out", metavar="FILE", help="write the predictions here (default: standard output)"
+    )
+    _add_reading(predict)
 
 
 def _add_demo(subparsers) -> None:

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from l1reg.cli.columns import report_lines
 from l1reg.cli.design import Design
 from l1reg.cli.files import CV_PNG, PATH_PNG
-from l1reg.cli.fitting import FitResult
-from l1reg.cli.wording import name_list, number, plural
+from l1reg.cli.fitting import FitOptions, FitResult
+from l1reg.cli.wording import number, plural
 
 __all__ = ["coefficients_csv", "format_report", "render_plots", "summarize", "to_json"]
 
@@ -39,11 +40,12 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def summarize(design: Design, result: FitResult, *, cv: int) -> dict[str, Any]:
+def summarize(design: Design, result: FitResult, options: FitOptions) -> dict[str, Any]:
     """The JSON summary of a fit; the printed table and the CSV are made from it."""
+    from l1reg.cli.model import original_units
+
     coef_std = result.coef  # (n_outputs, n_features)
-    coef_orig = coef_std / design.scale
-    intercept_orig = result.intercept - coef_std @ (design.mean / design.scale)
+    coef_orig, intercept_orig = original_units(design, result)
     if design.task == "regression":
         outputs: list[Any] = [None]
     elif coef_std.shape[0] == 1:
@@ -65,6 +67,7 @@ def summarize(design: Design, result: FitResult, *, cv: int) -> dict[str, Any]:
                 "feature": design.feature_names[j],
                 "column": column,
                 "level": design.levels[j],
+                "fold_frequency": float(result.selection_frequency[j]),
             }
             if single:
                 row["coefficient"] = float(coef_orig[0, j])
@@ -99,11 +102,11 @@ def summarize(design: Design, result: FitResult, *, cv: int) -> dict[str, Any]:
             "baseline": baseline,
         }
 
-    kept_at_1se = None
-    if result.coef_path is not None and result.alpha_1se is not None:
-        index = int(np.argmin(np.abs(result.alphas - result.alpha_1se)))
-        at_1se = np.any(result.coef_path[:, :, index] != 0, axis=0)
-        kept_at_1se = len({design.columns[j] for j in np.flatnonzero(at_1se)})
+    kept_at = {"alpha_min": None, "alpha_1se": None}
+    if result.coef_path is not None:
+        counts = columns_kept(design, result.coef_path)
+        for name in kept_at:
+            kept_at[name] = counts[int(np.flatnonzero(result.alphas == getattr(result, name))[0])]
 
     return {
         "data": design.source,
@@ -111,11 +114,18 @@ def summarize(design: Design, result: FitResult, *, cv: int) -> dict[str, Any]:
         "task": design.task,
         "task_reason": design.task_reason,
         "classes": design.classes,
+        "multiclass": "one-vs-rest" if design.classes and len(design.classes) > 2 else None,
         "estimator": result.estimator,
         "rows": int(design.X.shape[0]),
         "columns": design.n_columns,
         "model_features": int(design.X.shape[1]),
-        "cv_folds": cv,
+        "left_out": design.left_out,
+        "cv_folds": options.cv,
+        "seed": options.seed,
+        "folds": "stratified, shuffled" if design.task == "classification" else "shuffled",
+        "select": options.select,
+        "tol": options.tol,
+        "max_iter": options.max_iter,
         "alpha": result.alpha,
         "alpha_source": result.alpha_source,
         "alpha_min": result.alpha_min,
@@ -123,7 +133,8 @@ def summarize(design: Design, result: FitResult, *, cv: int) -> dict[str, Any]:
         "score": score,
         "kept": len(groups),
         "kept_model_features": int(kept_feature.sum()),
-        "kept_at_alpha_1se": kept_at_1se,
+        "kept_at_alpha_min": kept_at["alpha_min"],
+        "kept_at_alpha_1se": kept_at["alpha_1se"],
         "coefficient_of": None if design.task == "regression" else [str(c) for c in outputs],
         "intercept": float(intercept_orig[0])
         if single
@@ -135,10 +146,16 @@ def summarize(design: Design, result: FitResult, *, cv: int) -> dict[str, Any]:
             if level is not None
         },
         "imputed": design.imputed,
-        "constant_features": design.constant,
-        "notes": _grid_notes(result),
+        "notes": design.notes + _grid_notes(result),
         "warnings": result.warnings,
     }
+
+
+def columns_kept(design: Design, coef_path: np.ndarray) -> list[int]:
+    """How many table columns have a nonzero coefficient, at each alpha of the path."""
+    owner = np.unique(design.columns, return_inverse=True)[1]
+    in_use = np.any(coef_path != 0, axis=0)  # (n_features, n_alphas)
+    return [len(np.unique(owner[in_use[:, i]])) for i in range(in_use.shape[1])]
 
 
 def _grid_notes(result: FitResult) -> list[str]:
@@ -176,20 +193,27 @@ def format_report(summary: dict[str, Any], files: list[str] | None, out_dir: str
         score_text += f" (R² {score['r2']:.3f})"
     if not regression:
         score_text += f" ({number(score['baseline'], 3)} from class frequencies alone)"
-    folds = f"{summary['cv_folds']}-fold"
+    folds = f"{summary['cv_folds']}-fold ({summary['folds']}, seed {summary['seed']})"
     kept = f"{summary['kept']} of {summary['columns']} features"
     if summary["model_features"] != summary["columns"]:
         kept += f" ({summary['kept_model_features']} of {summary['model_features']} model features)"
-    if summary["alpha_source"] == "cv":
+    source = summary["alpha_source"]
+    if source != "given":
         facts = [
-            ("alpha_min", number(summary["alpha_min"]), "lowest mean CV error: the model below"),
+            (
+                "alpha_min",
+                number(summary["alpha_min"]),
+                f"lowest mean CV error{': the model below' if source == 'alpha_min' else ''}, "
+                f"{summary['kept_at_alpha_min']} of {summary['columns']} features",
+            ),
             (
                 "alpha_1se",
                 number(summary["alpha_1se"]),
-                f"largest alpha within one standard error of it: "
+                f"largest alpha within one standard error of it"
+                f"{': the model below' if source == 'alpha_1se' else ''}, "
                 f"{summary['kept_at_alpha_1se']} of {summary['columns']} features",
             ),
-            ("CV score", f"{score_text}, {folds}, at alpha_min", ""),
+            ("CV score", f"{score_text}, {folds}, at {source}", ""),
         ]
     else:
         facts = [
@@ -210,10 +234,9 @@ def format_report(summary: dict[str, Any], files: list[str] | None, out_dir: str
             f"imputed: {plural(item['missing'], 'missing value')} of {item['column']!r} "
             f"set to {value} ({item['by']})"
         )
+    lines += report_lines(summary["left_out"])
     for note in summary["notes"]:
         lines.append(f"note: {note}")
-    if summary["constant_features"]:
-        lines.append(f"constant, so unused: {name_list(summary['constant_features'])}")
     if files and out_dir is not None:
         lines.append(f"wrote {out_dir}{os.sep}: {', '.join(files)}")
     return "\n".join(lines)
@@ -224,14 +247,17 @@ def _coefficient_table(summary: dict[str, Any]) -> list[str]:
     single = outputs is None or len(outputs) == 1
     if single:
         unit = "coefficient" if outputs is None else f"log-odds of {outputs[0]}"
-        header = ["feature", unit, "per SD"]
+        header = ["feature", unit, "per SD", "in folds"]
     else:
-        header = ["feature", *(f"log-odds of {c}" for c in outputs)]
+        header = ["feature", *(f"log-odds of {c}" for c in outputs), "in folds"]
+    folds = summary["cv_folds"]
     rows: list[list[str]] = []
     previous_column = None
     for row in summary["selected"]:
         name = row["feature"]
-        if row["level"] is not None:
+        # The levels of a text column of more than two levels are grouped under it; a column
+        # of two levels is one 0/1 feature, named with its level.
+        if row["level"] is not None and summary["text_levels"][row["column"]] > 1:
             if row["column"] != previous_column:
                 kept = sum(r["column"] == row["column"] for r in summary["selected"])
                 total = summary["text_levels"][row["column"]]
@@ -239,15 +265,16 @@ def _coefficient_table(summary: dict[str, Any]) -> list[str]:
                 rows.append([label, *([""] * (len(header) - 1))])
             name = f"  ={row['level']}"
         previous_column = row["column"]
+        in_folds = f"{round(row['fold_frequency'] * folds)}/{folds}"
         if single:
-            rows.append([name, number(row["coefficient"]), number(row["per_sd"])])
+            rows.append([name, number(row["coefficient"]), number(row["per_sd"]), in_folds])
         else:
-            rows.append([name, *(number(row["coefficient"][str(c)]) for c in outputs)])
+            rows.append([name, *(number(row["coefficient"][str(c)]) for c in outputs), in_folds])
     intercept = summary["intercept"]
     if single:
-        footer = ["(intercept)", number(intercept), ""]
+        footer = ["(intercept)", number(intercept), "", ""]
     else:
-        footer = ["(intercept)", *(number(intercept[str(c)]) for c in outputs)]
+        footer = ["(intercept)", *(number(intercept[str(c)]) for c in outputs), ""]
     table = [header, *rows, footer]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
 
@@ -261,6 +288,7 @@ def _coefficient_table(summary: dict[str, Any]) -> list[str]:
     note = "coefficients are per unit of each column"
     if single:
         note += "; per SD: per standard deviation, comparable across features"
+    note += f";\nin folds: how many of the {folds} CV folds' fits keep the feature at this alpha"
     if not rows:
         out.insert(2, "(no feature kept: every coefficient is zero at this alpha)")
     return [*out, note]
@@ -270,11 +298,13 @@ def coefficients_csv(design: Design, result: FitResult, summary: dict[str, Any])
     """Every model feature (kept or not) with its coefficients, one row each, as CSV text."""
     import pandas as pd
 
+    from l1reg.cli.model import original_units
+
     outputs = summary["coefficient_of"]
     table = pd.DataFrame(
         {"feature": design.feature_names, "column": design.columns, "level": design.levels}
     )
-    coef_orig = result.coef / design.scale
+    coef_orig, _ = original_units(design, result)
     if outputs is None or len(outputs) == 1:
         table["coefficient"] = coef_orig[0]
         table["per_sd"] = result.coef[0]
@@ -284,13 +314,17 @@ def coefficients_csv(design: Design, result: FitResult, summary: dict[str, Any])
         for k, c in enumerate(outputs):
             table[f"per_sd[{c}]"] = result.coef[k]
     table["kept"] = np.any(result.coef != 0, axis=0)
+    table["fold_frequency"] = result.selection_frequency
     table["mean"] = design.mean
     table["sd"] = design.scale
     return table.to_csv(index=False, float_format="%.10g")
 
 
-def render_plots(design: Design, result: FitResult, summary: dict[str, Any]) -> dict[str, bytes]:
-    """The two PNGs of a search over alphas; none for a fit at a given alpha."""
+def render_plots(
+    design: Design, result: FitResult, summary: dict[str, Any], *, run: str
+) -> dict[str, bytes]:
+    """The two PNGs of a search over alphas (none for a fit at a given alpha), tagged with
+    the ``run`` id of their set."""
     if result.coef_path is None:
         return {}
     from l1reg.plotting import plot_coefficient_path, plot_cv_error, png_bytes
@@ -310,10 +344,7 @@ def render_plots(design: Design, result: FitResult, summary: dict[str, Any]) -> 
         if outputs is None
         else f"log-odds{' of ' + str(outputs[0]) if len(outputs) == 1 else ''} per SD",
     )
-    n_selected = [
-        len({design.columns[j] for j in np.flatnonzero(np.any(result.coef_path[:, :, i] != 0, 0))})
-        for i in range(len(result.alphas))
-    ]
+    n_selected = columns_kept(design, result.coef_path)
     cv_figure = plot_cv_error(
         result.alphas,
         result.cv_errors,
@@ -323,4 +354,8 @@ def render_plots(design: Design, result: FitResult, summary: dict[str, Any]) -> 
         title=f"{name}: {summary['cv_folds']}-fold cross-validation",
         ylabel="held-out mean squared error" if regression else "held-out log-loss",
     )
-    return {PATH_PNG: png_bytes(path_figure), CV_PNG: png_bytes(cv_figure)}
+    comment = f"l1reg run {run}"
+    return {
+        PATH_PNG: png_bytes(path_figure, comment=comment),
+        CV_PNG: png_bytes(cv_figure, comment=comment),
+    }

@@ -74,6 +74,7 @@ class CrossValidatedPath:
 
         def fold_errors(train: np.ndarray, test: np.ndarray):
             total = np.zeros(alphas.shape[0])
+            support = np.zeros((data.X.shape[1], alphas.shape[0]), dtype=bool)
             failures = []
             weights = _held_out_weights(data.sample_weight, test)
             for target, problem in zip(data.targets, problems(train), strict=True):
@@ -81,7 +82,8 @@ class CrossValidatedPath:
                 failures += path_failures
                 scores = linear_predict(data.X[test], path.coefs.T, path.intercepts)
                 total += self._held_out_error(target[test], scores, weights)
-            return total, failures
+                support |= path.coefs != 0
+            return total, support, failures
 
         def full_paths():
             return [solve_path(problem, alphas, self._path_type, **options) for problem in full]
@@ -91,13 +93,17 @@ class CrossValidatedPath:
             self.n_jobs,
             self.callback,
         )
-        errors = np.column_stack([fold for fold, _ in results[:-1]])
+        errors = np.column_stack([fold for fold, _, _ in results[:-1]])
+        # The fraction of folds whose fit keeps each feature (for any class), at each alpha.
+        frequency = np.mean([support for _, support, _ in results[:-1]], axis=0)
         paths = [path for path, _ in results[-1]]
-        failures = [f for _, fold_failures in results[:-1] for f in fold_failures]
+        failures = [f for _, _, fold_failures in results[:-1] for f in fold_failures]
         failures += [f for _, path_failures in results[-1] for f in path_failures]
         warn_path_failures(owner, failures, self.max_iter)
         best, one_se = one_standard_error_alpha(alphas, errors)
         self._store(data, alphas, errors, paths, best, one_se)
+        self.selection_frequency_path_ = frequency
+        self.selection_frequency_ = frequency[:, best].copy()
         return self
 
     def _store(self, data: CVData, alphas, errors, paths: list, best: int, one_se: int):
