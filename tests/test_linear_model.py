@@ -176,6 +176,33 @@ def test_lasso_cv_one_standard_error_rule():
     assert model.alpha_1se_ > model.alpha_
 
 
+@pytest.mark.parametrize("kind", ["lasso", "logistic3"])
+def test_cv_selection_frequency_is_the_share_of_folds_keeping_each_feature(kind):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((90, 12))
+    score = X[:, :3] @ [2.0, -1.5, 1.0]
+    if kind == "lasso":
+        y, folds = score + rng.standard_normal(90), KFold(3, shuffle=True, random_state=0)
+        model = LassoCV(alphas=12, cv=folds, tol=1e-10).fit(X, y)
+        single = lambda alpha: Lasso(alpha=alpha, tol=1e-12)  # noqa: E731
+    else:
+        y = np.digitize(score + 0.5 * rng.standard_normal(90), [-1.0, 1.0])  # 3 classes
+        folds = StratifiedKFold(3, shuffle=True, random_state=0)
+        model = L1LogisticRegressionCV(alphas=12, cv=folds, tol=1e-10).fit(X, y)
+        single = lambda alpha: L1LogisticRegression(alpha=alpha, tol=1e-12)  # noqa: E731
+    assert model.selection_frequency_path_.shape == (12, 12)
+    # An independent fit on each training fold at each alpha, counted.
+    count = np.zeros((12, 12))
+    for train, _ in folds.split(X, y):
+        for i, alpha in enumerate(model.alphas_):
+            coef = np.atleast_2d(single(alpha).fit(X[train], y[train]).coef_)
+            count[:, i] += np.any(coef != 0, axis=0)
+    np.testing.assert_array_equal(model.selection_frequency_path_, count / 3)
+    best = int(np.flatnonzero(model.alphas_ == model.alpha_)[0])
+    np.testing.assert_array_equal(model.selection_frequency_, count[:, best] / 3)
+    assert np.all(model.selection_frequency_[:3] == 1.0)  # the true features, in every fold
+
+
 def test_lasso_cv_alphas_array_callback_and_threads(diabetes):
     X, y = diabetes
     calls = []

@@ -20,6 +20,8 @@ _LAZY = {
     "L1LogisticRegressionCV": "l1reg.linear_model",
     "lasso_path": "l1reg.linear_model",
     "l1_logistic_path": "l1reg.linear_model",
+    "StabilitySelection": "l1reg.linear_model",
+    "load_model": "l1reg.cli.model",
 }
 
 __all__ = [
@@ -30,12 +32,14 @@ __all__ = [
     "Lasso",
     "LassoCV",
     "Penalty",
+    "StabilitySelection",
     "WeightedL1",
     "__version__",
     "l1_logistic_path",
     "l1_norm",
     "l1_regularization",
     "lasso_path",
+    "load_model",
     "prox_l1",
     "prox_l1_",
 ]

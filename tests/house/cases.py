@@ -10,7 +10,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 #: Optional layers are walked where their library is installed (CI installs all of them).
 _LAYERS = {
-    "l1reg": (None, ("core", "linear_model")),
+    "l1reg": (None, ("core", "linear_model", "case_cli")),
     "l1reg.torch": ("torch", ("case_torch",)),
     "l1reg.keras": ("keras", ("case_keras",)),
     "l1reg.jax": ("jax", ("case_jax",)),

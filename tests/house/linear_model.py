@@ -128,3 +128,50 @@ CASES += [
         arrays=_DATA,
     ),
 ]
+
+_STABILITY = "l1reg.linear_model._stability"
+
+
+def _stability_params() -> dict:
+    return {
+        "estimator": l1reg.Lasso(alpha=0.05, max_iter=100),
+        "n_resamples": 3,
+        "threshold": 0.6,
+        "alphas": 3,
+        "eps": 1e-2,
+        "max_selected": "auto",
+        "n_jobs": None,
+        "random_state": 0,
+        "callback": None,
+    }
+
+
+def _fitted_selector() -> l1reg.StabilitySelection:
+    """A fresh copy of a fitted selector (fitted once, before the test patches the work)."""
+    if "selector" not in _FITTED:
+        _FITTED["selector"] = l1reg.StabilitySelection(n_resamples=3).fit(_X(), _y("regression"))
+    return copy.deepcopy(_FITTED["selector"])
+
+
+# Its work starts where the half-samples' problems are built (the Lasso's or the logistic's).
+_SELECTION_WORK = (
+    *_WORK,
+    f"{_LASSO}:lasso_problems",
+    f"{_LOGISTIC}:logistic_problems",
+    f"{_STABILITY}:solve_path",
+)
+CASES += [
+    Case(
+        "l1reg.StabilitySelection",
+        _stability_params,
+        call=lambda args: l1reg.StabilitySelection(**args).fit(_X(), _y("regression")),
+        work=_SELECTION_WORK,
+    ),
+    Case(
+        "l1reg.StabilitySelection.fit",
+        lambda: {"self": _fitted_selector(), **_fit_args("regression")},
+        call=method("fit"),
+        work=_SELECTION_WORK,
+        arrays=_DATA,
+    ),
+]

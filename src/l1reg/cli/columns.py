@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from l1reg.cli.errors import CommandError
-from l1reg.cli.table import is_numeric
+from l1reg.cli.table import is_numeric, mostly_numbers
 from l1reg.cli.wording import name_list, plural
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def screen_columns(frame: pd.DataFrame, *, target: str, drop: list[str], source:
 def _is_index(series: pd.Series) -> bool:
     """Whether a column of distinct values is the row numbers (0..n-1 or 1..n) or text."""
     if not is_numeric(series):
-        return True
+        return not mostly_numbers(series)  # numbers with a typo are reported as such later
     values = series.to_numpy(dtype=np.float64)
     low = values.min()
     return bool(low in (0.0, 1.0) and values.max() == low + len(values) - 1)

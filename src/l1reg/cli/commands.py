@@ -21,6 +21,7 @@ from l1reg.cli.errors import PROG, CommandError
 from l1reg.cli.files import (
     COEFFICIENTS_CSV,
     MODEL_JSON,
+    STABILITY_CSV,
     SUMMARY_JSON,
     check_out_dir,
     new_run_id,
@@ -30,7 +31,14 @@ from l1reg.cli.files import (
 )
 from l1reg.cli.fitting import FitOptions, Progress, fit_design
 from l1reg.cli.parser import DEFAULT_FIT_OUT, build_parser
-from l1reg.cli.report import coefficients_csv, format_report, render_plots, summarize, to_json
+from l1reg.cli.report import (
+    coefficients_csv,
+    format_report,
+    render_plots,
+    stability_csv,
+    summarize,
+    to_json,
+)
 from l1reg.cli.table import data_stem, read_table
 from l1reg.cli.wording import plural
 
@@ -50,12 +58,15 @@ def run_job(
     run = new_run_id()
     summary = summarize(design, result, options)
     plots = render_plots(design, result, summary, run=run)
-    files = [COEFFICIENTS_CSV, SUMMARY_JSON, MODEL_JSON, *plots]
+    tables = {COEFFICIENTS_CSV: coefficients_csv(design, result, summary).encode()}
+    if result.stability is not None:
+        tables[STABILITY_CSV] = stability_csv(design, result).encode()
+    files = [*tables, SUMMARY_JSON, MODEL_JSON, *plots]
     summary["out_dir"] = str(out_dir)
     summary["files"] = files
     summary["run"] = run
     contents = {
-        COEFFICIENTS_CSV: coefficients_csv(design, result, summary).encode(),
+        **tables,
         MODEL_JSON: (to_json(model_dict(design, result, run=run)) + "\n").encode(),
         **plots,
         SUMMARY_JSON: (to_json(summary) + "\n").encode(),
@@ -121,9 +132,9 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     """``l1reg predict MODEL DATA.csv [--out FILE]``: the saved model applied to new rows."""
-    from l1reg.cli.model import load_model, predictions_frame
+    from l1reg.cli.model import predictions_frame, read_model
 
-    model = load_model(args.model)
+    model = read_model(args.model)
     if args.out is not None and Path(args.out).is_dir():
         raise CommandError(f"cannot write to --out {args.out!r}: it is a folder")
     frame = read_table(args.data, sep=args.sep, na_values=args.na_values)

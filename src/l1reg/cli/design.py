@@ -26,7 +26,7 @@ import numpy as np
 
 from l1reg.cli.columns import screen_columns
 from l1reg.cli.errors import CommandError
-from l1reg.cli.table import first_non_number, first_row, is_numeric
+from l1reg.cli.table import first_non_number, first_row, is_numeric, mostly_numbers
 from l1reg.cli.target import encode_target
 from l1reg.cli.wording import name_list, plural
 
@@ -158,8 +158,9 @@ def _learn_encodings(
             missing.append((column, int(is_missing.sum()), first_row(is_missing)))
         learn = _numeric_encoding if is_numeric(series) else _text_encoding
         encoding = learn(series[~is_missing], column)
-        if is_missing.any() and impute:
+        if impute:  # every column, so that a new table's missing cells are filled too
             encoding.fill = _fill_value(series[~is_missing], encoding)
+        if is_missing.any() and impute:
             by = "median" if encoding.kind == "numeric" else "most frequent"
             imputed.append(
                 {
@@ -196,12 +197,8 @@ def _numeric_encoding(present: pd.Series, column: str) -> ColumnEncoding:
 
 
 def _text_encoding(present: pd.Series, column: str) -> ColumnEncoding:
-    import pandas as pd
-
-    bad = first_non_number(present)
-    numbers_share = pd.to_numeric(present, errors="coerce").notna().mean()
-    # Mostly numbers with a stray word ("n.a.", "?") is a typo to fix, not ten thousand levels.
-    if bad is not None and numbers_share >= 0.9 and len(present) >= 10:
+    if mostly_numbers(present):  # a typo to fix, not ten thousand levels
+        bad = first_non_number(present)
         row = int(present.index[bad[0] - 1]) + 1
         raise CommandError(
             f"column {column!r} holds numbers except for {bad[1]!r} in data row {row}; "

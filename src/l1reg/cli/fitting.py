@@ -66,6 +66,7 @@ class FitResult:
     intercept: np.ndarray  # (n_outputs,)
     coef_path: np.ndarray | None  # (n_outputs, n_features, n_alphas)
     warnings: list[str]
+    stability: Any = None  # the fitted StabilitySelection of --stability B, or None
 
 
 class Progress:
@@ -91,6 +92,12 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
+
+    def restart(self, description: str) -> None:
+        """A new bar, for the next stage of the job."""
+        self.close()
+        self.description = description
 
 
 def folds(design: Design, options: FitOptions):
@@ -145,6 +152,12 @@ def fit_design(design: Design, options: FitOptions, progress: Progress) -> FitRe
         reported = plain(alpha=float(alphas[chosen]), tol=options.tol, max_iter=options.max_iter)
         set_fitted(reported, coef, intercept, getattr(model, "classes_", None))
     searched = options.alpha is None
+    stability = None
+    if options.stability is not None:
+        with warnings.catch_warnings(record=True) as more:
+            warnings.simplefilter("always")
+            stability = stability_selection(design, options, plain, progress)
+        caught += more
     return FitResult(
         estimator=type(reported).__name__ if searched else plain.__name__,
         model=reported,
@@ -160,7 +173,28 @@ def fit_design(design: Design, options: FitOptions, progress: Progress) -> FitRe
         intercept=intercept,
         coef_path=coef_path if searched else None,
         warnings=summarize_warnings(caught),
+        stability=stability,
     )
+
+
+def stability_selection(design: Design, options: FitOptions, plain: type, progress: Progress):
+    """``StabilitySelection`` over ``options.stability`` complementary pairs of half-samples.
+
+    The base estimator is the plain one of the task with the fit's tolerance and iteration
+    limit; the subsamples are drawn from ``--seed``; the grid and its region are the selector's
+    defaults (the region ends where the half-samples select sqrt(0.8 p) features on average).
+    """
+    from l1reg.linear_model import StabilitySelection
+
+    progress.restart("stability selection")
+    selector = StabilitySelection(
+        plain(tol=options.tol, max_iter=options.max_iter),
+        n_resamples=options.stability,
+        random_state=options.seed,
+        n_jobs=options.n_jobs,
+        callback=progress,
+    )
+    return selector.fit(design.X, design.y)
 
 
 def set_fitted(estimator: Any, coef: np.ndarray, intercept: np.ndarray, classes: Any) -> Any:

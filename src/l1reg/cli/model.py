@@ -16,12 +16,14 @@ the saved coefficients), so the command and Python agree with the fitted estimat
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from l1reg import __version__
+from l1reg._validation import Checked, declare_params, invalid_parameter
 from l1reg.cli.design import ColumnEncoding, Design, encode
 from l1reg.cli.errors import CommandError
 from l1reg.cli.fitting import FitResult, set_fitted
@@ -122,8 +124,30 @@ class TableModel:
         )
 
 
-def load_model(path: str | Path) -> TableModel:
-    """The model ``l1reg fit`` wrote to ``path`` (its ``model.json``), ready to predict."""
+def _bad_paths(valid: Any) -> list:
+    folder = Path(valid).parent
+    return [123, None, str(folder / "absent.json"), str(folder / "summary.json")]
+
+
+_PATH = "the path (str or os.PathLike) of a model.json written by l1reg fit, or of its folder"
+
+
+@declare_params(path=[Checked(_PATH, _bad_paths)])
+def load_model(path: str | os.PathLike) -> TableModel:
+    """The model ``l1reg fit`` wrote to ``path`` (its ``model.json``, or the folder), ready to
+    predict from a pandas DataFrame with the columns it was fitted on."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(invalid_parameter("path", "load_model", _PATH, path))
+    try:
+        return read_model(path)
+    except CommandError as error:
+        raise ValueError(
+            invalid_parameter("path", "load_model", _PATH, path) + f" {error}."
+        ) from None
+
+
+def read_model(path: str | os.PathLike) -> TableModel:
+    """:func:`load_model` for the command: a problem is a CommandError naming the file."""
     text = str(path)
     file = Path(path)
     if file.is_dir():
@@ -136,7 +160,7 @@ def load_model(path: str | Path) -> TableModel:
         raise CommandError(f"cannot read model file {text!r}: {error}") from None
     if not isinstance(spec, dict) or spec.get("format") != FORMAT:
         raise CommandError(
-            f'{text!r} is not a model written by l1reg fit (no "format": "{FORMAT}")'
+            f"{text!r} is not a model written by l1reg fit (its format is not {FORMAT!r})"
         )
     if spec.get("format_version", 0) > FORMAT_VERSION:
         raise CommandError(

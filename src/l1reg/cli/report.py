@@ -20,11 +20,18 @@ import numpy as np
 
 from l1reg.cli.columns import report_lines
 from l1reg.cli.design import Design
-from l1reg.cli.files import CV_PNG, PATH_PNG
+from l1reg.cli.files import CV_PNG, PATH_PNG, STABILITY_PNG
 from l1reg.cli.fitting import FitOptions, FitResult
 from l1reg.cli.wording import number, plural
 
-__all__ = ["coefficients_csv", "format_report", "render_plots", "summarize", "to_json"]
+__all__ = [
+    "coefficients_csv",
+    "format_report",
+    "render_plots",
+    "stability_csv",
+    "summarize",
+    "to_json",
+]
 
 
 def to_json(value: Any) -> str:
@@ -69,6 +76,8 @@ def summarize(design: Design, result: FitResult, options: FitOptions) -> dict[st
                 "level": design.levels[j],
                 "fold_frequency": float(result.selection_frequency[j]),
             }
+            if result.stability is not None:
+                row["stability"] = float(result.stability.stability_scores_[j])
             if single:
                 row["coefficient"] = float(coef_orig[0, j])
                 row["per_sd"] = float(coef_std[0, j])
@@ -146,8 +155,39 @@ def summarize(design: Design, result: FitResult, options: FitOptions) -> dict[st
             if level is not None
         },
         "imputed": design.imputed,
+        "stability": _stability_summary(design, result, kept_feature, options),
         "notes": design.notes + _grid_notes(result),
         "warnings": result.warnings,
+    }
+
+
+def _stability_summary(
+    design: Design, result: FitResult, kept: np.ndarray, options: FitOptions
+) -> dict[str, Any] | None:
+    """What stability selection found: the stable features, most stable first, and the bound."""
+    selector = result.stability
+    if selector is None:
+        return None
+    scores = selector.stability_scores_
+    order = sorted(np.flatnonzero(selector.support_), key=lambda j: (-scores[j], j))
+    return {
+        "pairs": selector.n_resamples,
+        "half_samples": 2 * selector.n_resamples,
+        "seed": options.seed,
+        "threshold": selector.threshold,
+        "region": [float(selector.alphas_[0]), float(selector.alphas_[-1])],
+        "average_selected": selector.average_selected_,
+        "expected_false_selections": selector.expected_false_selections_,
+        "selected": [
+            {
+                "feature": design.feature_names[j],
+                "column": design.columns[j],
+                "level": design.levels[j],
+                "probability": float(scores[j]),
+                "in_model": bool(kept[j]),
+            }
+            for j in order
+        ],
     }
 
 
@@ -234,6 +274,7 @@ def format_report(summary: dict[str, Any], files: list[str] | None, out_dir: str
             f"imputed: {plural(item['missing'], 'missing value')} of {item['column']!r} "
             f"set to {value} ({item['by']})"
         )
+    lines += _stability_lines(summary["stability"])
     lines += report_lines(summary["left_out"])
     for note in summary["notes"]:
         lines.append(f"note: {note}")
@@ -242,14 +283,37 @@ def format_report(summary: dict[str, Any], files: list[str] | None, out_dir: str
     return "\n".join(lines)
 
 
+def _stability_lines(stability: dict[str, Any] | None) -> list[str]:
+    if stability is None:
+        return []
+    selected = stability["selected"]
+    names = ", ".join(f"{row['feature']} {row['probability']:.2f}" for row in selected[:12])
+    more = f" and {len(selected) - 12} more" if len(selected) > 12 else ""
+    lines = [
+        f"stability selection ({stability['pairs']} pairs of half-samples, seed "
+        f"{stability['seed']}): {plural(len(selected), 'feature')} selected with probability >= "
+        f"{stability['threshold']:g}" + (f": {names}{more}" if selected else ""),
+        f"  expected false selections <= {stability['expected_false_selections']:.2g} "
+        f"(Meinshausen-Bühlmann bound; {stability['average_selected']:.3g} features selected "
+        f"per half-sample over alpha {number(stability['region'][0], 3)} to "
+        f"{number(stability['region'][1], 3)})",
+    ]
+    outside = [row["feature"] for row in selected if not row["in_model"]]
+    if outside:
+        lines.append(f"  stable but not in the model at this alpha: {', '.join(outside)}")
+    return lines
+
+
 def _coefficient_table(summary: dict[str, Any]) -> list[str]:
     outputs = summary["coefficient_of"]
     single = outputs is None or len(outputs) == 1
+    stable = summary["stability"] is not None
+    trust = ["in folds", *(["stability"] if stable else [])]
     if single:
         unit = "coefficient" if outputs is None else f"log-odds of {outputs[0]}"
-        header = ["feature", unit, "per SD", "in folds"]
+        header = ["feature", unit, "per SD", *trust]
     else:
-        header = ["feature", *(f"log-odds of {c}" for c in outputs), "in folds"]
+        header = ["feature", *(f"log-odds of {c}" for c in outputs), *trust]
     folds = summary["cv_folds"]
     rows: list[list[str]] = []
     previous_column = None
@@ -265,16 +329,22 @@ def _coefficient_table(summary: dict[str, Any]) -> list[str]:
                 rows.append([label, *([""] * (len(header) - 1))])
             name = f"  ={row['level']}"
         previous_column = row["column"]
-        in_folds = f"{round(row['fold_frequency'] * folds)}/{folds}"
+        trusted = [f"{round(row['fold_frequency'] * folds)}/{folds}"]
+        if stable:
+            trusted.append(f"{row['stability']:.2f}")
         if single:
-            rows.append([name, number(row["coefficient"]), number(row["per_sd"]), in_folds])
+            rows.append([name, number(row["coefficient"]), number(row["per_sd"]), *trusted])
         else:
-            rows.append([name, *(number(row["coefficient"][str(c)]) for c in outputs), in_folds])
+            rows.append([name, *(number(row["coefficient"][str(c)]) for c in outputs), *trusted])
     intercept = summary["intercept"]
     if single:
-        footer = ["(intercept)", number(intercept), "", ""]
+        footer = ["(intercept)", number(intercept), "", *([""] * len(trust))]
     else:
-        footer = ["(intercept)", *(number(intercept[str(c)]) for c in outputs), ""]
+        footer = [
+            "(intercept)",
+            *(number(intercept[str(c)]) for c in outputs),
+            *([""] * len(trust)),
+        ]
     table = [header, *rows, footer]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
 
@@ -289,6 +359,8 @@ def _coefficient_table(summary: dict[str, Any]) -> list[str]:
     if single:
         note += "; per SD: per standard deviation, comparable across features"
     note += f";\nin folds: how many of the {folds} CV folds' fits keep the feature at this alpha"
+    if stable:
+        note += "; stability: its selection probability over half-samples (below)"
     if not rows:
         out.insert(2, "(no feature kept: every coefficient is zero at this alpha)")
     return [*out, note]
@@ -320,6 +392,23 @@ def coefficients_csv(design: Design, result: FitResult, summary: dict[str, Any])
     return table.to_csv(index=False, float_format="%.10g")
 
 
+def stability_csv(design: Design, result: FitResult) -> str:
+    """Every model feature's stability score (highest selection probability) and selection."""
+    import pandas as pd
+
+    selector = result.stability
+    table = pd.DataFrame(
+        {
+            "feature": design.feature_names,
+            "column": design.columns,
+            "level": design.levels,
+            "stability": selector.stability_scores_,
+            "selected": selector.support_,
+        }
+    )
+    return table.to_csv(index=False, float_format="%.10g")
+
+
 def render_plots(
     design: Design, result: FitResult, summary: dict[str, Any], *, run: str
 ) -> dict[str, bytes]:
@@ -327,7 +416,12 @@ def render_plots(
     the ``run`` id of their set."""
     if result.coef_path is None:
         return {}
-    from l1reg.plotting import plot_coefficient_path, plot_cv_error, png_bytes
+    from l1reg.plotting import (
+        plot_coefficient_path,
+        plot_cv_error,
+        plot_stability_path,
+        png_bytes,
+    )
 
     name = f"{Path(design.source).name}, target {design.target!r}"
     outputs = summary["coefficient_of"]
@@ -355,7 +449,18 @@ def render_plots(
         ylabel="held-out mean squared error" if regression else "held-out log-loss",
     )
     comment = f"l1reg run {run}"
-    return {
+    plots = {
         PATH_PNG: png_bytes(path_figure, comment=comment),
         CV_PNG: png_bytes(cv_figure, comment=comment),
     }
+    if result.stability is not None:
+        figure = plot_stability_path(
+            result.stability.alphas_,
+            result.stability.selection_probabilities_,
+            feature_names=design.feature_names,
+            threshold=result.stability.threshold,
+            title=f"{name}: stability selection, {result.stability.n_resamples} pairs of "
+            "half-samples",
+        )
+        plots[STABILITY_PNG] = png_bytes(figure, comment=comment)
+    return plots

@@ -19,7 +19,14 @@ from l1reg.cli.errors import CommandError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["data_stem", "first_non_number", "first_row", "is_numeric", "read_table"]
+__all__ = [
+    "data_stem",
+    "first_non_number",
+    "first_row",
+    "is_numeric",
+    "mostly_numbers",
+    "read_table",
+]
 
 
 # The compressions pandas reads by the file's suffix, and how to open each for a look at its start.
@@ -122,6 +129,17 @@ def is_numeric(series: pd.Series) -> bool:
     import pandas as pd
 
     return pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series)
+
+
+def mostly_numbers(series: pd.Series) -> bool:
+    """Whether a text column is numbers but for a few stray words ("n.a.", "?"): a typo to fix.
+
+    At least 90% of its present values (and 10 of them) read as numbers.
+    """
+    import pandas as pd
+
+    present = series.dropna()
+    return len(present) >= 10 and pd.to_numeric(present, errors="coerce").notna().mean() >= 0.9
 
 
 def first_non_number(series: pd.Series) -> tuple[int, str] | None:

@@ -1,11 +1,13 @@
 """Scikit-learn estimators with an L1 penalty, solved by :mod:`l1reg.solvers`.
 
 - :class:`Lasso`, :class:`LassoCV`, :func:`lasso_path`;
-- :class:`L1LogisticRegression`, :class:`L1LogisticRegressionCV`, :func:`l1_logistic_path`.
+- :class:`L1LogisticRegression`, :class:`L1LogisticRegressionCV`, :func:`l1_logistic_path`;
+- :class:`StabilitySelection`: the features an L1 path selects stably over half-samples.
 
 Importing this package imports scikit-learn's base classes; numba is imported by the first fit.
 """
 
+from ._stability import StabilitySelection
 from .lasso import Lasso, LassoCV, LassoPath, lasso_path
 from .logistic import L1LogisticRegression, L1LogisticRegressionCV, LogisticPath, l1_logistic_path
 
@@ -16,6 +18,7 @@ __all__ = [
     "LassoCV",
     "LassoPath",
     "LogisticPath",
+    "StabilitySelection",
     "l1_logistic_path",
     "lasso_path",
 ]

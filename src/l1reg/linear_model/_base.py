@@ -76,6 +76,7 @@ def solve_path(
     max_iter: int,
     coef_init: np.ndarray | None = None,
     intercept_dtype: Any = None,
+    stop: Callable[[np.ndarray], bool] | None = None,
 ) -> tuple[Any, list[tuple[float, float, float]]]:
     """Solve ``problem`` along ``alphas`` (decreasing), each fit warm-started from the previous one.
 
@@ -84,6 +85,10 @@ def solve_path(
     (coefs of shape (n_features, n_alphas), in the problem's dtype; intercepts in
     ``intercept_dtype``, by default that dtype too) and the (alpha, gap, tolerance) of the fits
     that did not converge.
+
+    ``stop(coef)``, when given, is called after each fit; when it returns True the path ends
+    there and holds only the alphas solved so far. The fits are those of the whole path: a path
+    stopped early is a prefix of the path that is not.
     """
     n_alphas = alphas.shape[0]
     coefs = np.zeros((problem.n_features, n_alphas), dtype=problem.dtype)
@@ -108,6 +113,12 @@ def solve_path(
         n_iter[k] = result.n_iter
         if not result.converged:
             failures.append((float(alpha), result.gap, result.tol_abs))
+        if stop is not None and stop(coefs[:, k]):
+            kept = slice(0, k + 1)
+            path = path_type(
+                alphas[kept], coefs[:, kept], intercepts[kept], gaps[kept], n_iter[kept]
+            )
+            return path, failures
     return path_type(alphas, coefs, intercepts, gaps, n_iter), failures
 
 

@@ -180,6 +180,37 @@ def _checked_input(estimator: Any, X: Any, y: Any, sample_weight: Any):
     return X, np.asarray(y, dtype=np.float64), sw, c
 
 
+def lasso_problems(
+    X: Any, y: np.ndarray, sample_weight: np.ndarray | None, *, fit_intercept: bool, precompute
+) -> Callable[[Any], list]:
+    """``problems(rows)``: the Lasso problem on ``rows`` (None: all rows), as a list of one.
+
+    The template of the estimators that fit many subsets of one data set (``LassoCV``'s folds,
+    ``StabilitySelection``'s half-samples). From a Gram matrix when there are more samples than
+    features: computed once, each subset's is derived from it (SharedGram) instead of being
+    recomputed.
+    """
+    if uses_gram(X, precompute):
+        shared = SharedGram(X, y, sample_weight=sample_weight, fit_intercept=fit_intercept)
+        return lambda rows: [shared.problem(rows)]
+
+    def problems(rows):
+        if rows is None:
+            return [
+                QuadraticProblem(X, y, sample_weight=sample_weight, fit_intercept=fit_intercept)
+            ]
+        return [
+            QuadraticProblem(
+                X[rows],
+                y[rows],
+                sample_weight=None if sample_weight is None else sample_weight[rows],
+                fit_intercept=fit_intercept,
+            )
+        ]
+
+    return problems
+
+
 class _LassoBase(RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -330,6 +361,11 @@ class LassoCV(CrossValidatedPath, _LassoBase):
     coef_path_ : ndarray of shape (n_features, n_alphas)
     intercept_path_ : ndarray of shape (n_alphas,)
         The path on all the data over ``alphas_``.
+    selection_frequency_path_ : ndarray of shape (n_features, n_alphas)
+        The fraction of the folds whose fit at each alpha keeps each feature (a nonzero
+        coefficient): how stable the selection is across folds.
+    selection_frequency_ : ndarray of shape (n_features,)
+        Its column at ``alpha_``.
     """
 
     _parameter_constraints: ClassVar[dict[str, list]] = {
@@ -372,26 +408,13 @@ class LassoCV(CrossValidatedPath, _LassoBase):
         return CVData(X, y, [y], sw, c, None)
 
     def _problems(self, data: CVData) -> Callable[[Any], list]:
-        X, y, sw = data.X, data.y, data.sample_weight
-        # From a Gram matrix when there are more samples than features: computed once, each
-        # fold's is derived from it (SharedGram) instead of being recomputed.
-        if uses_gram(X, self.precompute):
-            shared = SharedGram(X, y, sample_weight=sw, fit_intercept=self.fit_intercept)
-            return lambda rows: [shared.problem(rows)]
-
-        def problems(rows):
-            if rows is None:
-                return [QuadraticProblem(X, y, sample_weight=sw, fit_intercept=self.fit_intercept)]
-            return [
-                QuadraticProblem(
-                    X[rows],
-                    y[rows],
-                    sample_weight=None if sw is None else sw[rows],
-                    fit_intercept=self.fit_intercept,
-                )
-            ]
-
-        return problems
+        return lasso_problems(
+            data.X,
+            data.y,
+            data.sample_weight,
+            fit_intercept=self.fit_intercept,
+            precompute=self.precompute,
+        )
 
     @staticmethod
     def _held_out_error(target: np.ndarray, scores: np.ndarray, weights) -> np.ndarray:

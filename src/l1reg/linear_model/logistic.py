@@ -276,6 +276,56 @@ def _column_major(X):
     return X if sp.issparse(X) else np.asfortranarray(X)
 
 
+def logistic_problems(
+    X: Any,
+    targets: list[np.ndarray],
+    sample_weight: np.ndarray | None,
+    *,
+    fit_intercept: bool,
+    owner: str,
+    context: str,
+) -> Callable[[Any], list]:
+    """``problems(rows)``: one binary problem per target on ``rows`` (None: all rows).
+
+    The template of the estimators that fit many subsets of one data set (the CV's training
+    folds, ``StabilitySelection``'s half-samples). A subset without both classes (with positive
+    weight) is refused, ``context`` saying which subsets the rule is about.
+    """
+    X_solver = _column_major(X)  # one copy for all the one-vs-rest problems
+
+    def problems(rows):
+        if rows is None:
+            return [
+                LogisticProblem(
+                    X_solver,
+                    t,
+                    sample_weight=sample_weight,
+                    fit_intercept=fit_intercept,
+                    owner=owner,
+                )
+                for t in targets
+            ]
+        X_train = _column_major(X[rows])
+        sw = None if sample_weight is None else sample_weight[rows]
+        a = np.full(rows.shape[0], 1.0 / rows.shape[0]) if sw is None else sw
+        found = []
+        for target in targets:
+            # Refused with or without an intercept: a subset of one class selects nothing.
+            positive_class_share(np, target[rows], a / a.sum(), owner=owner, context=context)
+            found.append(
+                LogisticProblem(
+                    X_train,
+                    target[rows],
+                    sample_weight=sw,
+                    fit_intercept=fit_intercept,
+                    owner=owner,
+                )
+            )
+        return found
+
+    return problems
+
+
 class L1LogisticRegressionCV(CrossValidatedPath, _LogisticBase):
     """L1 logistic regression with ``alpha`` chosen by K-fold cross-validation (held-out log-loss).
 
@@ -305,6 +355,11 @@ class L1LogisticRegressionCV(CrossValidatedPath, _LogisticBase):
     intercept_ : ndarray of shape (1 or n_classes,)
     coef_path_ : ndarray of shape (1 or n_classes, n_features, n_alphas)
     intercept_path_ : ndarray of shape (1 or n_classes, n_alphas)
+    selection_frequency_path_ : ndarray of shape (n_features, n_alphas)
+        The fraction of the folds whose fit at each alpha keeps each feature (a nonzero
+        coefficient, for any class): how stable the selection is across folds.
+    selection_frequency_ : ndarray of shape (n_features,)
+        Its column at ``alpha_``.
     """
 
     _parameter_constraints: ClassVar[dict[str, list]] = CV_CONSTRAINTS
@@ -341,41 +396,14 @@ class L1LogisticRegressionCV(CrossValidatedPath, _LogisticBase):
         return CVData(X, y, targets, sw, c, classes)
 
     def _problems(self, data: CVData) -> Callable[[Any], list]:
-        owner, sw = type(self).__name__, data.sample_weight
-        X_solver = _column_major(data.X)  # one copy for all the one-vs-rest problems
-
-        def problems(rows):
-            if rows is None:
-                return [
-                    LogisticProblem(
-                        X_solver, t, sample_weight=sw, fit_intercept=self.fit_intercept, owner=owner
-                    )
-                    for t in data.targets
-                ]
-            X_train = _column_major(data.X[rows])
-            a = np.full(rows.shape[0], 1.0 / rows.shape[0]) if sw is None else sw[rows]
-            found = []
-            for target in data.targets:
-                # Refused with or without an intercept: a fold of one class scores nothing.
-                positive_class_share(
-                    np,
-                    target[rows],
-                    a / a.sum(),
-                    owner=owner,
-                    context=" in every training fold (use fewer folds or a stratified splitter)",
-                )
-                found.append(
-                    LogisticProblem(
-                        X_train,
-                        target[rows],
-                        sample_weight=None if sw is None else sw[rows],
-                        fit_intercept=self.fit_intercept,
-                        owner=owner,
-                    )
-                )
-            return found
-
-        return problems
+        return logistic_problems(
+            data.X,
+            data.targets,
+            data.sample_weight,
+            fit_intercept=self.fit_intercept,
+            owner=type(self).__name__,
+            context=" in every training fold (use fewer folds or a stratified splitter)",
+        )
 
     @staticmethod
     def _held_out_error(target: np.ndarray, scores: np.ndarray, weights) -> np.ndarray:
