@@ -360,7 +360,7 @@ def _coefficient_table(summary: dict[str, Any]) -> list[str]:
         note += "; per SD: per standard deviation, comparable across features"
     note += f";\nin folds: how many of the {folds} CV folds' fits keep the feature at this alpha"
     if stable:
-        note += "; stability: its selection probability over half-samples (below)"
+        note += "; stability: its highest selection probability over half-samples (below)"
     if not rows:
         out.insert(2, "(no feature kept: every coefficient is zero at this alpha)")
     return [*out, note]
