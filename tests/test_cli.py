@@ -660,3 +660,15 @@ def test_datasets_write_csv_round_trips(tmp_path):
     assert DATASETS["diabetes"].target in DATASETS["diabetes"].load().columns
     with pytest.raises(KeyError, match="diabetes"):
         write_csv("iris", tmp_path / "iris.csv")
+
+
+def test_a_set_written_through_a_link_goes_into_the_linked_folder(tmp_path):
+    from l1reg.cli.files import write_set
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "summary.json").write_bytes(b"old")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    write_set(tmp_path / "link", {"summary.json": b"new"})
+    assert (tmp_path / "link").is_symlink()
+    assert (tmp_path / "real" / "summary.json").read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]

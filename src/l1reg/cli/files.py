@@ -101,7 +101,7 @@ def write_set(out_dir: Path, files: dict[str, bytes]) -> None:
 
     On an error before the swap, ``out_dir`` is as it was and nothing is left beside it.
     """
-    out_dir = Path(os.path.abspath(out_dir))
+    out_dir = Path(os.path.realpath(out_dir))  # a link to a folder: the set goes there
     parent = out_dir.parent
     created = [p for p in [parent, *parent.parents] if not p.exists()]
     staging = None
