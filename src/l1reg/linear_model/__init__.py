@@ -5,9 +5,10 @@
 - :class:`StabilitySelection`: the features an L1 path selects stably over half-samples.
 
 Importing this package imports scikit-learn's base classes; numba is imported by the first fit.
+:class:`StabilitySelection` is loaded on first use: scikit-learn's ``SelectorMixin`` comes with
+``sklearn.feature_selection``, which imports ``sklearn.linear_model`` (0.3 s).
 """
 
-from ._stability import StabilitySelection
 from .lasso import Lasso, LassoCV, LassoPath, lasso_path
 from .logistic import L1LogisticRegression, L1LogisticRegressionCV, LogisticPath, l1_logistic_path
 
@@ -22,3 +23,12 @@ __all__ = [
     "l1_logistic_path",
     "lasso_path",
 ]
+
+
+def __getattr__(name: str):
+    if name == "StabilitySelection":
+        from ._stability import StabilitySelection
+
+        globals()[name] = StabilitySelection
+        return StabilitySelection
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
