@@ -60,9 +60,7 @@ def test_stability_paths_colour_the_selected_features():
     probabilities[:, 0] = np.linspace(0.2, 1.0, 20)
     probabilities[:, 1] = np.linspace(0.0, 0.7, 20)
     probabilities[:, 2:] = np.linspace(0.0, 0.3, 20)[:, None]
-    figure = plot_stability_path(
-        alphas, probabilities, feature_names=list("abcdef"), threshold=0.6
-    )
+    figure = plot_stability_path(alphas, probabilities, feature_names=list("abcdef"), threshold=0.6)
     assert {t.get_text() for t in figure.axes[0].texts} == {"a", "b"}
     with pytest.raises(ValueError, match="do not match"):
         plot_stability_path(alphas, probabilities[:, :3], feature_names=list("ab"), threshold=0.6)

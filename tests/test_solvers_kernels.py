@@ -11,10 +11,10 @@ def test_soft_threshold_is_the_prox_of_the_core():
     values = np.concatenate([np.linspace(-3, 3, 61), [-1e300, 1e300, -0.0, np.inf, -np.inf]])
     for threshold in (0.0, 0.5, 2.0):
         expected = soft_threshold(values, threshold)
-        got = np.array([common.soft_threshold(v, threshold, False) for v in values])
+        got = np.array([common.soft_threshold(v, threshold, False, 0.0) for v in values])
         np.testing.assert_array_equal(got, expected)
         # positive: the prox of the L1 plus the indicator of w >= 0 clips it at 0
-        got = np.array([common.soft_threshold(v, threshold, True) for v in values])
+        got = np.array([common.soft_threshold(v, threshold, True, 0.0) for v in values])
         np.testing.assert_array_equal(got, np.maximum(expected, 0.0))
 
 

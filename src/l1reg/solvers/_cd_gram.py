@@ -19,7 +19,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._cd_common import ANDERSON_K, FAST, JIT, REASSOC, anderson_candidate, soft_threshold
+from ._cd_common import (
+    ANDERSON_K,
+    FAST,
+    JIT,
+    REASSOC,
+    anderson_candidate,
+    largest_share,
+    soft_threshold,
+    tie_margin,
+)
 from ._cd_quadratic import quadratic_gap
 
 
@@ -53,17 +62,26 @@ def gram_gap(yy, c, g, w, lam, positive, features, corr, curvature):
 
 
 @njit(**JIT)
-def gram_inner(G, cy, w, g, rr, yr, lam, positive, ws, max_epochs, tol_in, use_anderson):
+def gram_inner(G, cy, w, g, rr, yr, y_norm, lam, positive, ws, max_epochs, tol_in, use_anderson):
     """Coordinate descent on ``ws`` from the Gram matrix; as ``quad_inner`` otherwise.
 
     ``G`` (symmetric, C order), ``cy = X^T y``, ``w``, ``g = X^T r`` and ``lam`` are indexed
-    alike (all features, or one working set's); ``rr = ||r||^2`` and ``yr = y^T r``. ``w`` and
-    ``g`` are updated in place. Returns (epochs, gap).
+    alike (all features, or one working set's); ``rr = ||r||^2``, ``yr = y^T r`` and ``y_norm =
+    ||y||`` (``g = cy - G w`` carries the rounding of both terms: the scale of ``tie_margin`` is
+    ``||y||`` plus the largest coefficient's share of the fit). ``w`` and ``g`` are updated in
+    place. Returns (epochs, gap).
     """
     n_ws = ws.shape[0]
     diag = np.zeros(G.shape[0])
+    col_norms = np.empty(n_ws)
+    tie_units = np.zeros(n_ws)  # tie_margin at scale 1
     for k in range(n_ws):
-        diag[ws[k]] = G[ws[k], ws[k]]
+        j = ws[k]
+        diag[j] = G[j, j]
+        col_norms[k] = np.sqrt(max(diag[j], 0.0))
+        if diag[j] > 0.0:
+            tie_units[k] = tie_margin(1.0, col_norms[k], diag[j])
+    no_shift = np.empty(0)
     buffer = np.empty((ANDERSON_K + 1, n_ws))
     n_stored = 0
     floor = np.zeros(n_ws)  # the bound of ``positive``
@@ -74,11 +92,14 @@ def gram_inner(G, cy, w, g, rr, yr, lam, positive, ws, max_epochs, tol_in, use_a
     epoch = 0
     while epoch < max_epochs:
         epoch += 1
+        scale = y_norm + largest_share(w, ws, no_shift, col_norms)
         for k in range(n_ws):
             j = ws[k]
             if diag[j] <= 0.0:
                 continue
-            new = soft_threshold(w[j] + g[j] / diag[j], lam[j] / diag[j], positive)
+            new = soft_threshold(
+                w[j] + g[j] / diag[j], lam[j] / diag[j], positive, scale * tie_units[k]
+            )
             delta = new - w[j]
             if delta != 0.0:
                 rr += delta * (delta * diag[j] - 2.0 * g[j])

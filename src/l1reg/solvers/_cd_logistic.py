@@ -22,8 +22,10 @@ from ._cd_common import (
     col_axpy,
     col_dot,
     dual_scaling,
+    largest_share,
     penalty_value,
     soft_threshold,
+    tie_margin,
     unpenalized_excess,
 )
 
@@ -164,6 +166,11 @@ def logistic_inner(
     extrapolated (Anderson, every 5 epochs, kept when the model value drops): correlated
     features make that descent slow, and an inexact model makes the Newton steps slow.
     Returns (epochs, gap); an epoch is one pass of the inner coordinate descent.
+
+    A tie at the threshold resolves to 0 (``tie_margin``). The model's gradient along ``x_j``
+    sums ``x_ij (d_i + h_i u_i)``: ``|d_i| <= a_i`` bounds the first terms by ``||x_j||_a``
+    (weights ``a``, summing to 1), and ``h_i <= a_i / 4`` the rounding that the margins ``z``
+    and each coefficient's share of them carry into the others.
     """
     n = y.shape[0]
     n_ws = ws.shape[0]
@@ -176,17 +183,27 @@ def logistic_inner(
     delta = np.empty(n_ws)
     z_try = np.empty(n)
     buffer = np.empty((ANDERSON_K + 1, n_ws))
+    # Anderson extrapolates the model's iterates w + delta (not delta: a coordinate at 0 in every
+    # iterate then stays exactly 0, where -w + w would leave its rounding)
     local = np.arange(n_ws)
-    floor = np.empty(n_ws)  # with ``positive``: w + delta >= 0
+    point = np.empty(n_ws)
+    floor = np.zeros(n_ws)  # with ``positive``: w + delta >= 0
     delta_try = np.empty(n_ws)
     u_try = np.empty(n)
+    col_norms = np.empty(n_ws)  # ||x_j||_a = sqrt(sum_i a_i x_ij^2) = 2 sqrt(lipschitz_j)
+    tie_units = np.empty(n_ws)  # tie_margin at scale 1, per Newton step
+    for k in range(n_ws):
+        col_norms[k] = 2.0 * np.sqrt(lipschitz[ws[k]])
     gap = np.inf
     epoch = 0
     while epoch < max_epochs:
+        z_norm2 = 0.0
         for i in range(n):
             p = sigmoid(-y[i] * z[i])
             d[i] = -a[i] * y[i] * p
             h[i] = a[i] * p * (1.0 - p)
+            z_norm2 += a[i] * z[i] * z[i]
+        z_norm = np.sqrt(z_norm2)
         # With an intercept, the model is minimised over it in closed form: the columns are
         # centered (weights h) implicitly, m_j = sum_i h_i x_ij / H, which decouples the
         # intercept from w (no slow zig-zag between them when the features are not centered).
@@ -212,8 +229,8 @@ def logistic_inner(
             else:
                 means[k] = 0.0
                 hess[k] = h_x2
+            tie_units[k] = tie_margin(1.0, col_norms[k], hess[k]) if hess[k] > 1e-300 else 0.0
             delta[k] = 0.0
-            floor[k] = -w[j]
         u[:] = 0.0  # X delta (uncentered)
         h_u = 0.0  # h . u
         # Coordinate descent on the model: min_delta sum_i d_i v_i + h_i v_i^2 / 2 + penalty,
@@ -223,6 +240,7 @@ def logistic_inner(
         for _ in range(MODEL_EPOCHS):
             epoch += 1
             decrease = 0.0
+            scale = 1.0 + 0.25 * (z_norm + largest_share(w, ws, delta, col_norms))
             for k in range(n_ws):
                 if hess[k] <= 1e-300:
                     continue
@@ -238,19 +256,25 @@ def logistic_inner(
                 if center:
                     g -= means[k] * (d_sum + h_u)
                 old = w[j] + delta[k]
-                new = soft_threshold(old - g / hess[k], lam[j] / hess[k], positive)
+                new = soft_threshold(
+                    old - g / hess[k], lam[j] / hess[k], positive, scale * tie_units[k]
+                )
                 change = new - old
                 if change != 0.0:
-                    delta[k] += change
+                    delta[k] = new - w[j]  # (w + delta is then exactly 0 where new is)
                     col_axpy(j, X, data, indices, indptr, is_sparse, change, u)
                     if center:
                         h_u += change * means[k] * hess_b
                     decrease += hess[k] * change * change
             if use_anderson:
+                for k in range(n_ws):
+                    point[k] = w[ws[k]] + delta[k]
                 n_stored, extrapolated = anderson_candidate(
-                    buffer, n_stored, delta, local, floor, positive, delta_try
+                    buffer, n_stored, point, local, floor, positive, delta_try
                 )
                 if extrapolated:
+                    for k in range(n_ws):
+                        delta_try[k] -= w[ws[k]]
                     u_try[:] = u
                     for k in range(n_ws):
                         change = delta_try[k] - delta[k]

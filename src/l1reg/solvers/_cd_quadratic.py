@@ -33,8 +33,10 @@ from ._cd_common import (
     col_dot,
     dot,
     dual_scaling,
+    largest_share,
     penalty_value,
     soft_threshold,
+    tie_margin,
     unpenalized_excess,
 )
 
@@ -119,6 +121,7 @@ def quad_inner(
     colq,
     qq,
     y,
+    y_norm,
     w,
     r,
     qr_box,
@@ -134,6 +137,11 @@ def quad_inner(
 
     Every ``ANDERSON_K`` epochs the extrapolation of the last iterates is tried and kept if it
     lowers the objective. Returns (epochs run, the working-set gap reached).
+
+    A tie at the threshold resolves to 0 (``tie_margin``): a correlation reads the residual, whose
+    norm is at most ``y_norm = ||y||`` along a descent from 0 (plus ``|m.w| ||q||`` for ``r_s``
+    when centering implicitly), and, through the steps before it, each coefficient's share of
+    the fit.
     """
     n_ws = ws.shape[0]
     buffer = np.empty((ANDERSON_K + 1, n_ws))
@@ -142,16 +150,33 @@ def quad_inner(
     corr = np.empty(n_ws)
     r_try = np.empty_like(r)
     w_try = np.empty(n_ws)
+    # the norms of the columns the loop reads (uncentered when centering implicitly)
+    col_norms = np.empty(n_ws)
+    tie_units = np.zeros(n_ws)  # tie_margin at scale 1
+    for k in range(n_ws):
+        j = ws[k]
+        col_norms[k] = np.sqrt(norms2[j] + m[j] * m[j] * qq if center else norms2[j])
+        if norms2[j] > 0.0:
+            tie_units[k] = tie_margin(1.0, col_norms[k], norms2[j])
+    no_shift = np.empty(0)
     gap = np.inf
     epoch = 0
     while epoch < max_epochs:
         epoch += 1
+        scale = y_norm + largest_share(w, ws, no_shift, col_norms)
+        if center:
+            offset = 0.0
+            for k in range(n_ws):
+                offset += m[ws[k]] * w[ws[k]]
+            scale += abs(offset) * np.sqrt(qq)
         for k in range(n_ws):
             j = ws[k]
             if norms2[j] == 0.0:
                 continue
             g = quad_correlation(j, X, data, indices, indptr, is_sparse, center, m, qr_box[0], r)
-            new = soft_threshold(w[j] + g / norms2[j], lam[j] / norms2[j], positive)
+            new = soft_threshold(
+                w[j] + g / norms2[j], lam[j] / norms2[j], positive, scale * tie_units[k]
+            )
             quad_set_coordinate(
                 j, new, X, data, indices, indptr, is_sparse, center, colq, w, r, qr_box
             )

@@ -125,6 +125,40 @@ class LogisticProblem(Problem):
             anderson,
         )
 
+    # -- copies of one column (``_ties.py``) --------------------------------------------------
+    def tie_design(self):
+        """The columns, and the intercept's direction (ones) when it is fitted."""
+        return self.design.args, (np.ones(self.n_samples) if self.fit_intercept else np.empty(0))
+
+    def _columns(self, features):
+        if self.design.is_sparse:
+            return self.design.transposed[features].toarray().T
+        return np.asarray(self.design.dense[:, features], dtype=np.float64)
+
+    def tie_block(self, features):
+        """Inner products of the columns ``features`` (weights ``a``; centered, with an
+        intercept)."""
+        columns = self._columns(features)
+        if self.fit_intercept:
+            columns -= self.a @ columns
+        return np.einsum("ij,i,ik->jk", columns, self.a, columns)  # (no BLAS call)
+
+    def move_weight(self, state, source, target, factor):
+        """``w_target += factor * w_source``, ``w_source = 0``; the intercept takes the constant
+        of ``x_s = factor x_t + constant``, so the margins do not move."""
+        w, z = state["w"], state["z"]
+        moving = w[source]
+        common = compiled("common")
+        common.col_axpy(source, *self.design.args, -moving, z)
+        common.col_axpy(target, *self.design.args, factor * moving, z)
+        w[target] += factor * moving
+        w[source] = 0.0
+        if self.fit_intercept:
+            columns = self._columns(np.array([source, target]))
+            shift = moving * float(self.a @ (columns[:, 0] - factor * columns[:, 1]))
+            z += shift
+            state["b"][0] += shift
+
     def intercept(self, state) -> float:
         return float(state["b"][0]) if self.fit_intercept else 0.0
 

@@ -42,7 +42,11 @@ class Problem:
     - ``gap(state, lam, positive, features, corr)``: ``(duality gap, kappa)`` over ``features``;
     - ``prepare_gap(state)``: make the intercept optimal before a gap is read;
     - ``set_zero(state, j)``, ``inner(state, lam, positive, ws, max_epochs, tol_in,
-      anderson) -> (epochs, gap)``, ``intercept(state)``.
+      anderson) -> (epochs, gap)``, ``intercept(state)``;
+    - for the copies of a column (``_ties.py``): ``tie_design()`` (the columns as the loops read
+      them, and the intercept's direction in them), ``tie_block(features)`` (their inner
+      products, the intercept's column taken out) and ``move_weight(state, source, target,
+      factor)`` (``w_t += factor * w_s``, ``w_s = 0``, the fit unchanged).
     """
 
     n_samples: int

@@ -158,6 +158,7 @@ class QuadraticProblem(Problem):
         self.curvature = norms2
         self.features = np.flatnonzero(norms2 > 0).astype(np.int64)
         self.objective_at_zero = 0.5 * float(np.sum(self.y * self.y)) / n
+        self.y_norm = float(np.sqrt(2.0 * n * self.objective_at_zero))  # ||y|| (tie margins)
         # (numpy sums, not BLAS dots: a BLAS call wakes its threads, milliseconds on a busy CPU)
         self.q_y = float(np.sum(self.q * self.y)) if self.center else 0.0
 
@@ -251,6 +252,7 @@ class QuadraticProblem(Problem):
                 self.colq,
                 self.qq,
                 self.y,
+                self.y_norm,
                 state["w"],
                 state["r"],
                 state["qr"],
@@ -306,7 +308,19 @@ class QuadraticProblem(Problem):
         yr = float(np.sum(self.y * r))
         local = np.arange(ws.shape[0])  # the block is indexed by position in ``ws``
         ran, gap = compiled("gram").gram_inner(
-            gram, cy, w_ws, g, rr, yr, lam[ws], positive, local, max_epochs, tol_in, anderson
+            gram,
+            cy,
+            w_ws,
+            g,
+            rr,
+            yr,
+            self.y_norm,
+            lam[ws],
+            positive,
+            local,
+            max_epochs,
+            tol_in,
+            anderson,
         )
         quad.quad_set_coordinates(
             *self.design.args, False, self.colq, state["w"], r, state["qr"], ws, w_ws
@@ -315,6 +329,30 @@ class QuadraticProblem(Problem):
 
     def prepare_gap(self, state):
         pass
+
+    # -- copies of one column (``_ties.py``) --------------------------------------------------
+    def tie_design(self):
+        """The columns as the loops read them, and the intercept's direction (``q``) in them."""
+        return self.design.args, (self.q if self.center else np.empty(0))
+
+    def tie_block(self, features):
+        """Inner products of the centered, weighted columns ``features``."""
+        if self.design.is_sparse:
+            columns = self.design.transposed[features].toarray().T
+            if self.center:
+                columns -= self.q[:, None] * self.m[features]
+        else:
+            columns = np.asarray(self.design.dense[:, features], dtype=np.float64)
+        return np.einsum("ij,ik->jk", columns, columns)  # (no BLAS call for a few columns)
+
+    def move_weight(self, state, source, target, factor):
+        """``w_target += factor * w_source``, ``w_source = 0`` (columns ``x_s = factor x_t``)."""
+        w = state["w"]
+        value = w[target] + factor * w[source]
+        self.set_zero(state, source)
+        compiled("quadratic").quad_set_coordinate(
+            target, value, *self.design.args, self.center, self.colq, w, state["r"], state["qr"]
+        )
 
     def intercept(self, state) -> float:
         if not self.fit_intercept:
@@ -377,6 +415,7 @@ class GramQuadraticProblem(QuadraticProblem):
         self.y = None
         self.q_y = 0.0
         self.objective_at_zero = 0.5 * self.yy / n_samples
+        self.y_norm = float(np.sqrt(self.yy))
         self.dtype = np.dtype(dtype)
         self.design = None
         return self
@@ -395,6 +434,21 @@ class GramQuadraticProblem(QuadraticProblem):
     def correlations(self, state, features, out):
         np.take(state["g"], features, out=out)
 
+    def tie_design(self):
+        """``G`` as the design: its columns are parallel where those of ``X`` are."""
+        empty = np.empty(0, dtype=np.int64)
+        return (self.gram, np.empty(0), empty, empty, False), np.empty(0)
+
+    def tie_block(self, features):
+        return self.gram[np.ix_(features, features)]
+
+    def move_weight(self, state, source, target, factor):
+        w = state["w"]
+        value = w[target] + factor * w[source]
+        self.set_zero(state, source)
+        state["g"] -= (value - w[target]) * self.gram[target]
+        w[target] = value
+
     def gap(self, state, lam, positive, features, corr):
         return compiled("gram").gram_gap(
             self.yy, self.c, state["g"], state["w"], lam, positive, features, corr, self.curvature
@@ -411,7 +465,19 @@ class GramQuadraticProblem(QuadraticProblem):
         w, g = state["w"], state["g"]
         rr, yr = gram.gram_residual(self.yy, self.c, g, w, self.features)
         return gram.gram_inner(
-            self.gram, self.c, w, g, rr, yr, lam, positive, ws, max_epochs, tol_in, anderson
+            self.gram,
+            self.c,
+            w,
+            g,
+            rr,
+            yr,
+            self.y_norm,
+            lam,
+            positive,
+            ws,
+            max_epochs,
+            tol_in,
+            anderson,
         )
 
 

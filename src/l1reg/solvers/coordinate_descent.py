@@ -22,6 +22,12 @@ The algorithm, for one ``alpha`` (the outer loop is Python, the loops over sampl
    ``|ws|`` per moving coefficient instead of ``n_samples`` per feature); the products are kept
    for the next working sets and the next alphas of a path.
 
+A coordinate step resolves a tie at its threshold, within the rounding of the gradient, to an
+exact 0 (``_cd_common.tie_margin``); at the end, the weight that the descent spread over copies
+of one column is moved onto one copy and the moved point is certified again, and the copies
+found stay at 0 in the next fits of the problem: out of the working sets, in the last gap
+(``_ties.py``).
+
 ``max_iter`` caps the epochs (passes over the working set) summed over the outer iterations.
 Numba is imported when the first problem is built, not when this module is imported.
 """
@@ -33,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..penalties import L1, WeightedL1
+from ._ties import copies_left_out, merge_copies
 
 __all__ = ["PENALTIES", "SolveResult", "solve"]
 
@@ -91,6 +98,16 @@ def _settle(problem, state, lam, positive, unpenalized, tol_abs, budget) -> int:
         problem.prepare_gap(state)
 
 
+def _with_left_out(problem, state, lam, positive, candidates, corr, left_out):
+    """``candidates`` and ``corr`` with the copies left out added, and the gap over them all."""
+    more = np.empty(left_out.shape[0])
+    problem.correlations(state, left_out, more)
+    candidates = np.concatenate([candidates, left_out])
+    corr = np.concatenate([corr, more])
+    gap, kappa = problem.gap(state, lam, positive, candidates, corr)
+    return candidates, corr, gap, kappa
+
+
 def solve(
     problem,
     alpha: float,
@@ -137,6 +154,13 @@ def solve(
     for j in np.flatnonzero(w):
         if at_zero or problem.curvature[j] == 0 or (positive and w[j] < 0):
             problem.set_zero(state, j)
+    # Copies of a column that another copy carries (found in an earlier fit, ``_ties.py``) stay
+    # at 0: out of the working sets, and back in the last gap, which certifies them too.
+    left_out = copies_left_out(problem, w, lam, positive)
+    if left_out.shape[0]:
+        keep = np.ones(problem.n_features, dtype=bool)
+        keep[left_out] = False
+        candidates = candidates[keep[candidates]]
     curvature = problem.curvature
     epochs = 0
     gap = np.inf
@@ -144,6 +168,7 @@ def solve(
     # A trusted start is judged as it is at first: settling its intercept first would move it by
     # rounding even where it is the answer.
     settle = not trust_start
+    merged = False
     while True:
         if settle:
             epochs += _settle(
@@ -167,10 +192,23 @@ def solve(
             or trust_start
             or (kappa == 1.0 and not w[candidates[lam[candidates] > 0]].any())
         )
+        if gap <= tol_abs and trusted and left_out.shape[0]:
+            candidates, corr, gap, kappa = _with_left_out(
+                problem, state, lam, positive, candidates, corr, left_out
+            )
+            left_out = left_out[:0]
         if gap <= tol_abs and trusted:
+            # Copies of one column share their weight at the end of a descent: moved onto one
+            # (``_ties.py``), once, and certified again (the gap of the moved point is read).
+            if not merged and epochs > 0:
+                merged = True
+                if merge_copies(problem, state, lam, positive):
+                    continue
             converged = True
             break
         if at_zero or epochs >= max_iter or candidates.shape[0] == 0:
+            if left_out.shape[0]:  # (the gap reported covers them too)
+                gap = _with_left_out(problem, state, lam, positive, candidates, corr, left_out)[2]
             break
         lam_c = lam[candidates]
         signed = corr if positive else np.abs(corr)
