@@ -43,23 +43,23 @@ def _new_figure(width: float, height: float) -> Figure:
     return figure
 
 
-def _mark_alphas(axes, alpha_min, alpha_1se) -> None:
+def _mark_alphas(axes, alpha_min, alpha_1se, parameter: str = "alpha") -> None:
     """Vertical lines at the chosen alphas, named in the legend."""
     if alpha_min is not None:
         axes.axvline(
-            alpha_min, color=_MIN_COLOR, ls="--", lw=1.2, label=f"alpha_min = {alpha_min:.3g}"
+            alpha_min, color=_MIN_COLOR, ls="--", lw=1.2, label=f"{parameter}_min = {alpha_min:.3g}"
         )
     if alpha_1se is not None:
         axes.axvline(
-            alpha_1se, color=_1SE_COLOR, ls=":", lw=1.5, label=f"alpha_1se = {alpha_1se:.3g}"
+            alpha_1se, color=_1SE_COLOR, ls=":", lw=1.5, label=f"{parameter}_1se = {alpha_1se:.3g}"
         )
 
 
-def _alpha_axis(axes, alphas: np.ndarray) -> None:
+def _alpha_axis(axes, alphas: np.ndarray, parameter: str = "alpha") -> None:
     # Strong penalty on the left, weak on the right: features enter as one reads left to right.
     axes.set_xscale("log")
     axes.set_xlim(alphas.max() * 1.15, alphas.min() / 1.15)
-    axes.set_xlabel("alpha (log scale; penalty decreases to the right)")
+    axes.set_xlabel(f"{parameter} (log scale; penalty decreases to the right)")
     axes.grid(True, which="major", alpha=0.3)
 
 
@@ -73,6 +73,7 @@ def plot_coefficient_path(
     output_names: Sequence[str] | None = None,
     title: str = "Coefficient path",
     ylabel: str = "coefficient (standardized features)",
+    parameter: str = "alpha",
 ) -> Figure:
     """The coefficients over ``alphas``, one line per feature, chosen alphas marked.
 
@@ -80,6 +81,7 @@ def plot_coefficient_path(
     multiclass model, drawn as one panel per output named by ``output_names``. The features kept at
     ``alpha_min`` (at the smallest alpha without it), the largest ten when there are more, are drawn
     in colour (never grey) and named beside their line at ``alpha_min``; the others are grey.
+    ``parameter`` names the strength on the axis and in the legend (``"lambda"`` for a network).
     """
     alphas = np.asarray(alphas, dtype=float)
     paths = np.asarray(coef_path, dtype=float)
@@ -111,15 +113,15 @@ def plot_coefficient_path(
         for j in labelled:
             axes.plot(alphas, path[j], color=color[j], lw=1.6)
         axes.axhline(0.0, color="black", lw=0.6)
-        _mark_alphas(axes, alpha_min, alpha_1se)
-        _alpha_axis(axes, alphas)
+        _mark_alphas(axes, alpha_min, alpha_1se, parameter)
+        _alpha_axis(axes, alphas, parameter)
         _name_lines(axes, alphas[chosen], path[:, chosen], labelled, feature_names, color)
         axes.set_ylabel(ylabel if name is None else f"{ylabel}\nclass {name}")
         if axes is axes_list[0]:
             axes.legend(loc="upper left", fontsize=8, framealpha=0.9)
         if axes is not axes_list[-1]:
             axes.set_xlabel("")
-    where = "alpha_min" if alpha_min is not None else "the smallest alpha"
+    where = f"{parameter}_min" if alpha_min is not None else f"the smallest {parameter}"
     n_kept = int(np.count_nonzero(np.any(paths[:, :, chosen] != 0, axis=0)))
     which = f"the largest {_MAX_LABELLED} of the {n_kept}" if n_kept > _MAX_LABELLED else "the"
     figure.suptitle(
@@ -137,13 +139,16 @@ def plot_cv_error(
     n_selected: Sequence[int] | None = None,
     title: str = "Cross-validation error",
     ylabel: str = "mean squared error",
+    parameter: str = "alpha",
+    unit: str = "folds",
 ) -> Figure:
     """The mean held-out error over ``alphas`` with one-standard-error bars, chosen alphas marked.
 
     ``errors`` is ``(n_alphas, n_folds)``, one column per fold (``mse_path_`` or ``loss_path_``).
     The standard error is the standard deviation over folds divided by sqrt(n_folds); the dotted
     horizontal line is the minimum plus its standard error, the bound that defines alpha_1se.
-    ``n_selected`` (features kept at each alpha) is written along the top axis.
+    ``n_selected`` (features kept at each alpha) is written along the top axis. ``parameter``
+    names the strength; ``unit`` what the columns of ``errors`` are (folds, validation chunks).
     """
     alphas = np.asarray(alphas, dtype=float)
     errors = np.asarray(errors, dtype=float)
@@ -164,12 +169,12 @@ def plot_cv_error(
         ecolor="0.6",
         elinewidth=1,
         capsize=2,
-        label=f"mean over {n_folds} folds ± 1 s.e.",
+        label=f"mean over {n_folds} {unit} ± 1 s.e.",
     )
     best = int(np.argmin(mean))
     axes.axhline(mean[best] + stderr[best], color="0.5", ls=":", lw=1, label="minimum + 1 s.e.")
-    _mark_alphas(axes, alpha_min, alpha_1se)
-    _alpha_axis(axes, alphas)
+    _mark_alphas(axes, alpha_min, alpha_1se, parameter)
+    _alpha_axis(axes, alphas, parameter)
     axes.set_ylabel(ylabel)
     axes.legend(loc="best", fontsize=8, framealpha=0.9)
     if n_selected is not None:

@@ -67,3 +67,66 @@ CASES = [
         work=("l1reg.torch._inspect:sparsity_report",),
     ),
 ]
+
+
+def _path_args():
+    import functools
+
+    import torch
+
+    import l1reg.torch
+
+    model = _model()
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(24, 4, generator=generator)
+    y = x[:, :1] ** 2
+    return {
+        "model": model,
+        "loss_fn": torch.nn.MSELoss(),
+        "train": (x, y),
+        "val": (x[:8], y[:8]),
+        "cv": 2,
+        "reg": l1reg.torch.L1Regularizer(model, groups="input", include=["0.weight"]),
+        "optimizer": functools.partial(torch.optim.Adam, lr=0.01),
+        "lambdas": 4,
+        "lambda_min_ratio": 0.1,
+        "epochs": 2,
+        "patience": 1,
+        "relax": "fresh",
+        "select": "1se",
+        "batch_size": 8,
+        "n_jobs": 1,
+        "seed": 0,
+        "progress": False,
+    }
+
+
+def _neural_path():
+    import numpy as np
+
+    from l1reg.neural_path import NeuralPath
+
+    lambdas = np.geomspace(1.0, 0.01, 5)
+    support = np.tril(np.ones((5, 3), dtype=bool), -1)[:, ::-1] | np.eye(5, 3, dtype=bool)
+    return NeuralPath(
+        lambdas=lambdas,
+        lambda_max=1.0,
+        val_loss=np.linspace(1.0, 0.5, 5)[:, None] + np.arange(3) * 0.01,
+        support=support,
+        group_norms=support * 0.5,
+        train_seconds=np.ones(5),
+        fold_support=np.stack([support] * 3),
+        exit_lambdas=np.ones(3),
+        select="1se",
+        unit="folds",
+    )
+
+
+CASES += [
+    Case("l1reg.torch.lambda_path", _path_args, work=("l1reg.torch._path:_Job",)),
+    Case(
+        "l1reg.torch.NeuralPath.plot",
+        lambda: {"self": _neural_path(), "feature_names": ["a", "b", "c"]},
+        work=("l1reg.plotting:plot_cv_error",),
+    ),
+]

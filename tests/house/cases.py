@@ -21,6 +21,7 @@ SURFACES = [m for m, (lib, _) in _LAYERS.items() if lib is None or importlib.uti
 EXEMPT = {
     # results and state records: built by l1reg, not from user input
     "l1reg.torch.PruneResult": "a result record returned by prune",
+    "l1reg.torch.NeuralPath": "a result record returned by lambda_path (its methods are walked)",
     "l1reg.jax.AdamL1State": "optax state, built by adam_l1's init",
     "l1reg.jax.ProxL1State": "optax state, built by prox_l1's init",
     # the frameworks' own hooks: their parameters are the framework's, checked there
